@@ -1,0 +1,206 @@
+"""Shared types of the live query path, and the protocols of the stages that may be swapped.
+
+Stages pass these objects, not loose dicts. Everything here is immutable (frozen dataclasses).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+def content_hash(text: str, n: int = 16) -> str:
+    """Stable id of a piece of text: the first ``n`` hex digits of its SHA-256."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:n]
+
+
+@dataclass(frozen=True)
+class Block:
+    """A run of text inside a document that shares location metadata (a markdown section, a PDF page)."""
+
+    text: str
+    section: str | None = None
+    page: int | None = None
+
+
+@dataclass(frozen=True)
+class Document:
+    """One logical document produced by a loader. A file is one document; a JSONL file yields one per line.
+
+    ``doc_id`` is unique within a knowledge base: the resolved file path, or ``path#record-id`` for JSONL records.
+    ``text`` is the blocks joined by a blank line; passage character offsets refer to it.
+    """
+
+    doc_id: str
+    source: str
+    title: str
+    blocks: tuple[Block, ...]
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(b.text for b in self.blocks)
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A chunk of a document small enough to embed. ``id`` is the content hash of ``text``.
+
+    ``start``/``end`` are character offsets into ``Document.text``; ``metadata`` holds the section, page,
+    entities and any user metadata (tags, dates) of the document.
+    """
+
+    id: str
+    text: str
+    doc_id: str
+    source: str
+    title: str = ""
+    order: int = 0
+    start: int = 0
+    end: int = 0
+    n_tokens: int = 0
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def location(self) -> str:
+        """Human-readable place of the passage: ``file.md § Section``, ``file.pdf p. 3`` or ``file#id``."""
+        where = self.doc_id
+        if self.metadata.get("page") is not None:
+            where += f" p. {self.metadata['page']}"
+        if self.metadata.get("section"):
+            where += f" § {self.metadata['section']}"
+        return where
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved passage with its fused score and the per-retriever ranks and scores that produced it."""
+
+    passage: Passage
+    score: float
+    rank: int
+    scores: Mapping[str, float] = field(default_factory=dict)
+    ranks: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A ``[n]`` marker in an answer, resolved to the passage that was given to the model as number ``n``."""
+
+    marker: int
+    passage_id: str
+    source: str
+    location: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Metadata filters applied in dense and sparse retrieval alike.
+
+    ``source``: a path or glob matched against the passage's source path. ``tags``: every tag must be present in
+    the passage metadata ``tags``. ``date_from``/``date_to``: ISO dates compared with the metadata ``date``.
+    """
+
+    source: str | None = None
+    tags: tuple[str, ...] = ()
+    date_from: str | None = None
+    date_to: str | None = None
+
+    def is_empty(self) -> bool:
+        return not (self.source or self.tags or self.date_from or self.date_to)
+
+
+# ---- protocols of the stages that may be swapped ---------------------------------------------------------------
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 vectors of a fixed dimension."""
+
+    model_id: str
+
+    @property
+    def dimension(self) -> int: ...
+
+    def embed(self, texts: Sequence[str], *, batch_size: int | None = None, show_progress: bool = False) -> np.ndarray: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    """Nearest-neighbour search over vectors keyed by integer ids."""
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def __len__(self) -> int: ...
+
+
+@runtime_checkable
+class SparseIndex(Protocol):
+    """Lexical search (BM25) over passages keyed by passage id."""
+
+    def search(self, query: str, k: int) -> list[tuple[str, float]]: ...
+
+
+@runtime_checkable
+class PassageLookup(Protocol):
+    """Reads passages back by id and resolves vector ids to passage ids."""
+
+    def get_passages(self, ids: Sequence[str]) -> dict[str, Passage]: ...
+
+    def passage_ids_for_vectors(self, vector_ids: Sequence[int]) -> dict[int, str]: ...
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """A chat LLM: renders messages with its template, counts tokens, generates (optionally streaming)."""
+
+    model_id: str
+    adapter_id: str | None
+
+    @property
+    def context_window(self) -> int: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def render(self, messages: Sequence[Mapping[str, str]]) -> str: ...
+
+    def generate(self, prompt: str, **overrides: Any) -> str: ...
+
+    def stream(self, prompt: str, **overrides: Any) -> Iterator[str]: ...
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The result of one ask: the answer text, validated citations, every retrieved hit, timings and token counts.
+
+    ``context`` holds the hits that were injected into the prompt, in marker order (``[1]`` is ``context[0]``).
+    ``invalid_markers`` lists ``[n]`` markers the model wrote that point outside the given context; they are
+    dropped from ``citations``. ``path`` is ``"rag"`` (retrieval) or ``"closed"`` (closed-book).
+    """
+
+    id: str
+    question: str
+    text: str
+    citations: tuple[Citation, ...] = ()
+    invalid_markers: tuple[int, ...] = ()
+    hits: tuple[Hit, ...] = ()
+    context: tuple[Hit, ...] = ()
+    timings: Mapping[str, float] = field(default_factory=dict)
+    tokens: Mapping[str, int] = field(default_factory=dict)
+    model: str = ""
+    adapter: str | None = None
+    path: str = "rag"
+    feedback_sink: Any = field(default=None, compare=False, repr=False)
+
+    def feedback(self, good: bool, correction: str | None = None) -> None:
+        """Store human feedback on this answer in the knowledge base it came from."""
+        if self.feedback_sink is None:
+            raise RuntimeError("this answer was not produced by a pipeline with a knowledge base; no feedback sink")
+        self.feedback_sink(self.id, good, correction)

@@ -1,0 +1,48 @@
+"""Shared fixtures: the network is blocked, real bundled models are loaded once per session."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any attempt to open a network connection (other than loopback/unix sockets) fails the test."""
+    real_connect = socket.socket.connect
+
+    def guarded(self: socket.socket, address: object) -> object:
+        host = address[0] if isinstance(address, tuple) else None
+        if host is not None and host not in ("127.0.0.1", "::1", "localhost"):
+            raise RuntimeError(f"network access blocked in tests: {address}")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The real bundled all-MiniLM-L6-v2, loaded once."""
+    from rag.config import EmbeddingConfig
+    from rag.embed import SentenceTransformerEmbedder
+
+    emb = SentenceTransformerEmbedder(EmbeddingConfig())
+    emb.model  # noqa: B018 - load now, once
+    return emb
+
+
+@pytest.fixture(scope="session")
+def generator():
+    """The real bundled SmolLM2-135M-Instruct, loaded once (GGUF -> safetensors cache on first use)."""
+    from rag.config import GenerationConfig
+    from rag.generate import HFGenerator
+
+    gen = HFGenerator(GenerationConfig(max_new_tokens=48))
+    gen.model  # noqa: B018
+    return gen
