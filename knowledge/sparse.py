@@ -1,0 +1,283 @@
+"""Persistent BM25 index (bm25s) kept in step with ingest and removal without a full rebuild per change.
+
+Design: a large *main* segment plus a small *delta* segment, both bm25s indexes.
+
+* ``add`` re-indexes only the delta (its token lists are kept, so no texts are needed).
+* ``remove`` drops a delta passage from the delta, and records a main passage as a *tombstone*.
+* When the delta or the tombstones outgrow ``merge_fraction`` of the main segment, ``save`` first merges:
+  a full rebuild from ``texts_for()`` (the live passages, as the store has them at that moment).
+
+Scores are comparable across segments: bm25s stores ``idf_segment(t) * tf_part(t, d)`` per term and document,
+and at query time each term's column is rescaled by ``idf_global(t) / idf_segment(t)``, where the global IDF
+uses the document frequencies of main + delta. So a passage scores (almost) as it would in one index; the
+remaining differences are the length normalisation (each segment uses its own average length) and tombstoned
+passages still counting in document frequencies until the next merge.
+
+Disk layout (no pickle: bm25s writes ``.npy`` with ``allow_pickle=False`` plus JSON)::
+
+    folder/CURRENT            {"version": "v7"}  -- replaced atomically (os.replace) as the last step of save
+    folder/v7/state.json      settings, main ids, tombstones, delta ids and delta tokens
+    folder/v7/main/           bm25s files of the main segment
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import bm25s
+import numpy as np
+
+from rag.config import RetrievalConfig
+from rag.errors import IndexMismatchError
+
+FORMAT_VERSION = 1
+TextsFor = Callable[[], Iterable[tuple[str, str]]]
+
+
+class _Segment:
+    """One bm25s index over a list of passage ids (row ``i`` of the index is ``ids[i]``)."""
+
+    def __init__(self, ids: list[str], model: bm25s.BM25 | None) -> None:
+        self.ids = ids
+        self.rows = {pid: i for i, pid in enumerate(ids)}
+        self.model = model
+        self.dead = np.zeros(len(ids), dtype=bool)
+
+    @classmethod
+    def build(cls, ids: list[str], tokens: list[list[str]], config: RetrievalConfig) -> _Segment:
+        if not ids:
+            return cls([], None)
+        model = bm25s.BM25(k1=config.bm25_k1, b=config.bm25_b, method="lucene")
+        model.index(tokens, show_progress=False)
+        return cls(ids, model)
+
+    def df(self, token: str) -> int:
+        """Documents of this segment containing ``token`` (lucene scores are > 0 wherever a term occurs)."""
+        tid = self.model.vocab_dict.get(token) if self.model is not None else None
+        if tid is None:
+            return 0
+        indptr = self.model.scores["indptr"]
+        return int(indptr[tid + 1] - indptr[tid])
+
+    def scores(self, weights: dict[str, float]) -> np.ndarray:
+        """Sum over query terms of ``weight * stored score`` for every row (one bincount over the columns)."""
+        data, indices, indptr = (self.model.scores[key] for key in ("data", "indices", "indptr"))
+        rows, values = [], []
+        for token, weight in weights.items():
+            tid = self.model.vocab_dict.get(token)
+            if tid is not None:
+                lo, hi = int(indptr[tid]), int(indptr[tid + 1])
+                rows.append(indices[lo:hi])
+                values.append(data[lo:hi].astype(np.float64) * weight)
+        if not rows:
+            return np.zeros(len(self.ids))
+        return np.bincount(np.concatenate(rows), weights=np.concatenate(values), minlength=len(self.ids))
+
+
+def _idf(df: int, n: int) -> float:
+    return math.log(1 + (n - df + 0.5) / (df + 0.5))  # bm25s "lucene" IDF
+
+
+class BM25Index:
+    """BM25 over passages keyed by passage id, persisted in ``folder`` and updated incrementally.
+
+    Example:
+        >>> index = BM25Index(Path("kb/bm25"), RetrievalConfig())
+        >>> index.add([("p1", "The cat sat on the mat."), ("p2", "Dogs bark.")])
+        >>> index.search("cat", k=1)[0][0]
+        'p1'
+        >>> index.save()
+
+    Args:
+        folder: where the index lives; loaded in the constructor when it holds one.
+        config: k1, b and stemmer come from here; a saved index with other settings is rebuilt from
+            ``texts_for`` (or ``IndexMismatchError`` without it).
+        texts_for: returns every live passage as ``(passage_id, text)``; needed for merges.
+        merge_fraction: merge when the delta or the tombstones exceed this fraction of the main segment.
+    """
+
+    def __init__(
+        self, folder: Path, config: RetrievalConfig, texts_for: TextsFor | None = None, merge_fraction: float = 0.1
+    ) -> None:
+        if not 0 < merge_fraction <= 1:
+            raise ValueError(f"merge_fraction must be in (0, 1]. Currently, merge_fraction is {merge_fraction}")
+        self.folder = Path(folder)
+        self.config = config
+        self.texts_for = texts_for
+        self.merge_fraction = merge_fraction
+        self._stemmer = _make_stemmer(config.bm25_stemmer)
+        self.main = _Segment([], None)
+        self.delta_tokens: dict[str, list[str]] = {}
+        self.delta = _Segment([], None)
+        if (self.folder / "CURRENT").is_file():
+            self._load()
+
+    # ---- updates -------------------------------------------------------------------------------------------
+
+    def add(self, items: Sequence[tuple[str, str]]) -> None:
+        """Index ``(passage_id, text)`` pairs. An id already live in the main segment is left as it is."""
+        tokens = self.tokenize([text for _, text in items])
+        fresh = {pid: toks for (pid, _), toks in zip(items, tokens) if not self._live_in_main(pid)}
+        if not fresh:
+            return
+        if not self.main.ids:  # nothing to merge into: the first batch becomes the main segment
+            merged = {**self.delta_tokens, **fresh}
+            self.main = _Segment.build(list(merged), list(merged.values()), self.config)
+            self._set_delta({})
+            return
+        self._set_delta({**self.delta_tokens, **fresh})
+
+    def remove(self, ids: Iterable[str]) -> None:
+        """Forget passages: delta ones are dropped at once, main ones are tombstoned until the next merge."""
+        ids = set(ids)
+        for pid in ids & self.main.rows.keys():
+            self.main.dead[self.main.rows[pid]] = True
+        if ids & self.delta_tokens.keys():
+            self._set_delta({p: t for p, t in self.delta_tokens.items() if p not in ids})
+
+    def rebuild(self, items: Iterable[tuple[str, str]]) -> None:
+        """Replace everything with one main segment over ``items`` (call ``save`` to persist)."""
+        items = list(items)
+        self.main = _Segment.build([pid for pid, _ in items], self.tokenize([t for _, t in items]), self.config)
+        self._set_delta({})
+
+    def needs_merge(self) -> bool:
+        limit = self.merge_fraction * len(self.main.ids)
+        return len(self.delta.ids) > limit or int(self.main.dead.sum()) > limit
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
+        """Lowercase word tokens without English stopwords, stemmed when a stemmer is configured."""
+        if not texts:
+            return []
+        return bm25s.tokenize(
+            list(texts), stopwords="en", stemmer=self._stemmer, return_ids=False, show_progress=False
+        )
+
+    def __len__(self) -> int:
+        return len(self.main.ids) - int(self.main.dead.sum()) + len(self.delta.ids)
+
+    def __contains__(self, pid: object) -> bool:
+        return self._live_in_main(pid) or pid in self.delta_tokens
+
+    # ---- search --------------------------------------------------------------------------------------------
+
+    def search(self, query: str, k: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
+        """The ``k`` best ``(passage_id, score)`` pairs, best first; passages outside ``allowed`` are skipped.
+
+        Only passages sharing at least one term with the query are returned (so possibly fewer than ``k``).
+        """
+        if k <= 0:
+            raise ValueError(f"k must be greater than 0. Currently, k is {k}")
+        terms = self.tokenize([query])[0]
+        segments = [s for s in (self.main, self.delta) if s.model is not None]
+        if not terms or not segments:
+            return []
+        weights = self._term_weights(terms, segments)
+        found: list[tuple[str, float]] = []
+        for seg in segments:
+            found.extend(self._top(seg, seg.scores(weights.get(id(seg), {})), k, allowed))
+        found.sort(key=lambda pair: (-pair[1], pair[0]))
+        return found[:k]
+
+    def _term_weights(self, terms: list[str], segments: list[_Segment]) -> dict[int, dict[str, float]]:
+        """Per segment: query-term count * idf_global / idf_segment, i.e. the rescaling to global statistics."""
+        n_total = sum(len(s.ids) for s in segments)
+        weights: dict[int, dict[str, float]] = {id(s): {} for s in segments}
+        for term in set(terms):
+            dfs = {id(s): s.df(term) for s in segments}
+            global_idf = _idf(sum(dfs.values()), n_total)
+            for seg in segments:
+                if dfs[id(seg)]:
+                    weights[id(seg)][term] = terms.count(term) * global_idf / _idf(dfs[id(seg)], len(seg.ids))
+        return weights
+
+    @staticmethod
+    def _top(seg: _Segment, scores: np.ndarray, k: int, allowed: set[str] | None) -> list[tuple[str, float]]:
+        keep = (scores > 0) & ~seg.dead
+        if allowed is not None:
+            mask = np.zeros(len(seg.ids), dtype=bool)
+            mask[[seg.rows[p] for p in allowed if p in seg.rows]] = True
+            keep &= mask
+        rows = np.flatnonzero(keep)
+        if len(rows) > k:
+            rows = rows[np.argpartition(-scores[rows], k - 1)[:k]]
+        return [(seg.ids[r], float(scores[r])) for r in rows]
+
+    # ---- persistence ---------------------------------------------------------------------------------------
+
+    def save(self) -> None:
+        """Merge first when due (and ``texts_for`` is set), then write a new version and switch to it atomically.
+
+        Call it after the store has committed: a merge reads the live passages from ``texts_for``.
+        """
+        if self.needs_merge() and self.texts_for is not None:
+            self.rebuild(self.texts_for())
+        self.folder.mkdir(parents=True, exist_ok=True)
+        old = self._current_version()
+        version = f"v{int(old[1:]) + 1 if old else 1}"
+        target = self.folder / version
+        shutil.rmtree(target, ignore_errors=True)  # leftovers of an interrupted save
+        self._write(target)
+        tmp = self.folder / "CURRENT.tmp"
+        tmp.write_text(json.dumps({"version": version}), encoding="utf-8")
+        os.replace(tmp, self.folder / "CURRENT")
+        for stale in self.folder.glob("v*"):
+            if stale.is_dir() and stale.name != version:
+                shutil.rmtree(stale, ignore_errors=True)
+
+    def _write(self, target: Path) -> None:
+        target.mkdir(parents=True)
+        if self.main.model is not None:
+            self.main.model.save(target / "main", allow_pickle=False, show_progress=False)
+        dead = [p for p, d in zip(self.main.ids, self.main.dead) if d]
+        state = {**self._settings(), "main_ids": self.main.ids, "tombstones": dead, "delta": self.delta_tokens}
+        (target / "state.json").write_text(json.dumps(state), encoding="utf-8")
+
+    def _load(self) -> None:
+        version = self._current_version()
+        state = json.loads((self.folder / version / "state.json").read_text(encoding="utf-8"))
+        if {key: state.get(key) for key in self._settings()} != self._settings():
+            if self.texts_for is None:
+                raise IndexMismatchError(f"BM25 index in {self.folder} was built with other settings; rebuild it")
+            self.rebuild(self.texts_for())
+            return
+        model = None
+        if state["main_ids"]:
+            model = bm25s.BM25.load(self.folder / version / "main", mmap=False, allow_pickle=False)
+        self.main = _Segment(state["main_ids"], model)
+        self.remove(state["tombstones"])
+        self._set_delta(state["delta"])
+
+    def _current_version(self) -> str | None:
+        pointer = self.folder / "CURRENT"
+        return json.loads(pointer.read_text(encoding="utf-8"))["version"] if pointer.is_file() else None
+
+    def _settings(self) -> dict[str, object]:
+        cfg = self.config
+        return {"format": FORMAT_VERSION, "k1": cfg.bm25_k1, "b": cfg.bm25_b, "stemmer": cfg.bm25_stemmer}
+
+    # ---- helpers -------------------------------------------------------------------------------------------
+
+    def _set_delta(self, tokens: dict[str, list[str]]) -> None:
+        self.delta_tokens = tokens
+        self.delta = _Segment.build(list(tokens), list(tokens.values()), self.config)
+
+    def _live_in_main(self, pid: object) -> bool:
+        row = self.main.rows.get(pid)  # type: ignore[arg-type]
+        return row is not None and not self.main.dead[row]
+
+
+def _make_stemmer(language: str):  # noqa: ANN202 - Stemmer.Stemmer, imported lazily
+    if not language:
+        return None
+    import Stemmer
+
+    try:
+        return Stemmer.Stemmer(language)
+    except KeyError:
+        raise ValueError(f"unknown bm25_stemmer language '{language}'") from None
