@@ -1,0 +1,79 @@
+"""The `rag` command. Every error becomes one clear line on stderr and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+
+from rag.config import Settings, load_settings
+from rag.errors import RagError
+
+
+def _setup_quiet() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore")
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description="Retrieval-augmented knowledge extension.")
+    parser.add_argument("--config", help="config.toml to read (default: ./config.toml when present)")
+    parser.add_argument("--kb", help="knowledge-base folder (overrides kb.path)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from pipelines import cli_kb, cli_qa
+
+    for module in (cli_kb, cli_qa):
+        module.register(sub)
+    for name in ("pipelines.cli_eval", "pipelines.cli_distill"):
+        try:
+            __import__(name, fromlist=["register"]).register(sub)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    path = args.config
+    if path is None and os.path.exists("config.toml"):
+        path = "config.toml"
+    settings = load_settings(path)
+    if args.kb:
+        settings = settings.override({"kb.path": os.path.abspath(os.path.expanduser(args.kb))}, "--kb")
+    return settings
+
+
+def print_json(obj: object) -> None:
+    print(json.dumps(obj, indent=2, default=str, ensure_ascii=False))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _setup_quiet()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+        return int(args.func(args, settings) or 0)
+    except (RagError, ValueError, FileNotFoundError, PermissionError) as exc:
+        print(f"rag {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"rag {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""`rag ask | summarize | chat | translate | stats | feedback`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from pipelines.cli import print_json
+from rag.config import Settings
+from rag.types import Answer, Filters
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ask", help="answer a question from the knowledge base, with citations")
+    p.add_argument("question")
+    _retrieval_args(p)
+    p.add_argument("--no-retrieval", action="store_true", help="answer closed-book")
+    p.set_defaults(func=_ask)
+    p = sub.add_parser("summarize", help="summarise a source, or a topic via retrieval")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--source", help="a source path in the knowledge base")
+    group.add_argument("--topic", help="a topic to retrieve passages about")
+    p.add_argument("--k", type=int)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_summarize)
+    p = sub.add_parser("chat", help="multi-turn chat over the knowledge base (empty line or Ctrl-D ends)")
+    p.add_argument("--k", type=int)
+    p.set_defaults(func=_chat)
+    p = sub.add_parser("translate", help="translate text with the configured model (bundled model: English-only)")
+    p.add_argument("text")
+    p.add_argument("--to", required=True, dest="target", help="target language, e.g. French")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_translate)
+    p = sub.add_parser("stats", help="most retrieved passages, with time-decayed counts")
+    p.add_argument("--limit", type=int, default=10)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_stats)
+    p = sub.add_parser("feedback", help="mark an answer good or bad, optionally with a correction")
+    p.add_argument("answer_id")
+    verdict = p.add_mutually_exclusive_group(required=True)
+    verdict.add_argument("--good", action="store_true")
+    verdict.add_argument("--bad", action="store_true")
+    p.add_argument("--correction", help="the right answer, used as a training example by distillation")
+    p.set_defaults(func=_feedback)
+
+
+def _retrieval_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--k", type=int, help="passages to retrieve")
+    p.add_argument("--source", help="only passages whose source path matches this path or glob")
+    p.add_argument("--tag", action="append", default=[], help="only passages with this tag (repeatable)")
+    p.add_argument("--date-from")
+    p.add_argument("--date-to")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _pipeline(settings: Settings):  # noqa: ANN202
+    from pipelines.qa import QAPipeline
+
+    return QAPipeline.from_config(settings)
+
+
+def answer_dict(answer: Answer) -> dict:
+    hit = lambda h: {"passage_id": h.passage.id, "source": h.passage.source, "location": h.passage.location,  # noqa: E731
+                     "rank": h.rank, "score": h.score, "scores": dict(h.scores), "text": h.passage.text}
+    return {
+        "id": answer.id, "question": answer.question, "answer": answer.text, "path": answer.path,
+        "citations": [c.__dict__ for c in answer.citations], "invalid_markers": list(answer.invalid_markers),
+        "hits": [hit(h) for h in answer.hits], "timings": dict(answer.timings), "tokens": dict(answer.tokens),
+        "model": answer.model, "adapter": answer.adapter,
+    }
+
+
+def print_answer(answer: Answer, streamed: bool) -> None:
+    if not streamed:
+        print(answer.text)
+    if answer.citations:
+        print("\nSources:")
+        for c in answer.citations:
+            print(f"  [{c.marker}] {c.location}")
+    if answer.invalid_markers:
+        print(f"  (dropped citation markers outside the context: {list(answer.invalid_markers)})")
+    print(f"\nanswer id {answer.id} · {answer.path} · first token {answer.timings.get('first_token_s', 0):.2f}s · "
+          f"total {answer.timings.get('total_s', 0):.2f}s", file=sys.stderr)
+
+
+def _ask(args: argparse.Namespace, settings: Settings) -> int:
+    qa = _pipeline(settings)
+    filters = Filters(args.source, tuple(args.tag), args.date_from, args.date_to)
+    stream = qa.ask_stream(args.question, k=args.k, filters=filters, retrieval=not args.no_retrieval)
+    for piece in stream:
+        if not args.json:
+            print(piece, end="", flush=True)
+    if args.json:
+        print_json(answer_dict(stream.answer))
+    else:
+        print()
+        print_answer(stream.answer, streamed=True)
+    _maybe_schedule(settings)
+    return 0
+
+
+def _maybe_schedule(settings: Settings) -> None:
+    if not settings.distill.schedule_in_background:
+        return
+    try:
+        from pipelines.distill import maybe_schedule
+    except ImportError:
+        return
+    maybe_schedule(settings)
+
+
+def _summarize(args: argparse.Namespace, settings: Settings) -> int:
+    answer = _pipeline(settings).summarize(source=args.source, topic=args.topic, k=args.k)
+    print_json(answer_dict(answer)) if args.json else print_answer(answer, streamed=False)
+    return 0
+
+
+def _translate(args: argparse.Namespace, settings: Settings) -> int:
+    answer = _pipeline(settings).translate(args.text, args.target)
+    print_json(answer_dict(answer)) if args.json else print(answer.text)
+    return 0
+
+
+def _chat(args: argparse.Namespace, settings: Settings) -> int:
+    qa = _pipeline(settings)
+    history: list[tuple[str, str]] = []
+    for line in sys.stdin:
+        if not line.strip():
+            break
+        answer = qa.chat(line.strip(), history, k=args.k)
+        print_answer(answer, streamed=False)
+        history.append((line.strip(), answer.text))
+    return 0
+
+
+def _stats(args: argparse.Namespace, settings: Settings) -> int:
+    from knowledge.kb import KnowledgeBase
+    from knowledge.log import RetrievalLog
+
+    with KnowledgeBase.open(settings.kb.path) as kb:
+        usage = RetrievalLog(kb.store, settings.log).usage(time.time(), args.limit)
+        passages = kb.store.get_passages([u.passage_id for u in usage])
+        rows = [{"passage_id": u.passage_id, "decayed_hits": round(u.hits, 4), "decayed_cited": round(u.cited, 4),
+                 "hits": u.total_hits, "cited": u.total_cited, "location": passages[u.passage_id].location
+                 if u.passage_id in passages else "(removed)"} for u in usage]
+        asks = kb.store.conn.execute("SELECT COUNT(*) FROM asks").fetchone()[0]
+    if args.json:
+        print_json({"asks": asks, "half_life_days": settings.log.half_life_days, "passages": rows})
+        return 0
+    print(f"{asks} asks logged; counts decay with a half-life of {settings.log.half_life_days} days")
+    for r in rows:
+        print(f"  {r['decayed_hits']:8.2f} hits {r['decayed_cited']:8.2f} cited  {r['location']}")
+    return 0
+
+
+def _feedback(args: argparse.Namespace, settings: Settings) -> int:
+    from knowledge.kb import KnowledgeBase
+    from knowledge.log import RetrievalLog
+
+    with KnowledgeBase.open(settings.kb.path) as kb:
+        RetrievalLog(kb.store, settings.log).feedback(args.answer_id, args.good, args.correction)
+    print(f"feedback stored for {args.answer_id}")
+    return 0

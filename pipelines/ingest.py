@@ -1,0 +1,215 @@
+"""`rag ingest`: sources -> documents -> spaCy chunks -> embeddings -> SQLite + FAISS + BM25, incrementally.
+
+A source whose size, mtime (or content hash) and chunking settings are unchanged is skipped without reading it.
+A changed source replaces its chunks; passages are keyed by content hash, so text that did not change keeps its
+vector. Vectors are checkpointed (FAISS saved, then SQLite told) every few seconds: a kill at any moment loses at
+most the work since the last checkpoint, and the next run picks up the embedding queue where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from knowledge.kb import KnowledgeBase
+from knowledge.preprocess import Preprocessor
+from knowledge.sources import discover, load
+from rag.config import Settings
+from rag.embed import SentenceTransformerEmbedder
+from rag.errors import SourceError
+
+CHECKPOINT_SECONDS = 15.0
+
+
+@dataclass
+class IngestReport:
+    """What one ingest run did. ``passages`` is the KB total afterwards; ``embedded`` the vectors computed now."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    passages: int = 0
+    embedded: int = 0
+    seconds: float = 0.0
+    kb: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def embedding_manifest(settings: Settings, dimension: int | None = None) -> dict:
+    cfg = settings.embedding
+    out = {"model": cfg.model, "normalize": True, "passage_prefix": cfg.passage_prefix,
+           "query_prefix": cfg.query_prefix}
+    if dimension is not None:
+        out["dimension"] = dimension
+    return out
+
+
+class IngestPipeline:
+    """Adds sources to a knowledge base.
+
+    Example:
+        >>> report = IngestPipeline.from_config(Settings(), kb="kb").run(["knowledge/sample"])
+        >>> report.failed
+        []
+    """
+
+    def __init__(self, settings: Settings, embedder: SentenceTransformerEmbedder | None = None) -> None:
+        self.settings = settings
+        self.embedder = embedder or SentenceTransformerEmbedder(settings.embedding)
+        self.preprocessor = Preprocessor(settings.preprocess, self.embedder.count_tokens_batch)
+        self.progress = settings.ingest.show_progress
+
+    @classmethod
+    def from_config(cls, settings: Settings | None = None, kb: str | Path | None = None,
+                    embedder: SentenceTransformerEmbedder | None = None) -> IngestPipeline:
+        settings = settings or Settings()
+        if kb is not None:
+            settings = settings.override({"kb.path": str(kb)})
+        return cls(settings, embedder)
+
+    def open_kb(self) -> KnowledgeBase:
+        manifest = embedding_manifest(self.settings, self.embedder.dimension)
+        kb = KnowledgeBase.open(self.settings.kb.path, manifest, write=True, create=True,
+                                index=self.settings.index, retrieval=self.settings.retrieval)
+        if "chunking" not in kb.manifest:
+            kb.update_manifest(chunking=self.settings.preprocess.model_dump())
+        return kb
+
+    def run(self, paths: Sequence[str | Path], prune: bool = False) -> IngestReport:
+        start = time.perf_counter()
+        report = IngestReport()
+        found = discover(paths, self.settings.ingest)
+        report.failed += [{"path": p, "error": e} for p, e in found.failed]
+        report.skipped += [{"path": p, "reason": r} for p, r in found.skipped]
+        with self.open_kb() as kb:
+            report.kb = str(kb.root)
+            self._ingest_files(kb, found.files, report)
+            if prune:
+                report.removed += self._prune(kb, paths, {str(f) for f in found.files})
+            collect_garbage(kb)
+            kb.bm25.save()
+            kb.update_manifest(chunking=self.settings.preprocess.model_dump(), index_type=kb.vectors.kind)
+            report.passages = kb.store.counts()["passages"]
+        report.seconds = round(time.perf_counter() - start, 3)
+        return report
+
+    # ---- steps --------------------------------------------------------------------------------------------------
+
+    def _settings_fingerprint(self) -> str:
+        data = {"preprocess": self.settings.preprocess.model_dump(), "embedding": self.settings.embedding.model}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    def _ingest_files(self, kb: KnowledgeBase, files: list[Path], report: IngestReport) -> None:
+        fingerprint = self._settings_fingerprint()
+        done: list[str] = []
+        bar = tqdm(files, desc="files", unit="file", disable=not self.progress)
+        for file in bar:
+            outcome = self._ingest_file(kb, file, fingerprint, report)
+            if outcome in ("added", "updated"):
+                setattr(report, outcome, getattr(report, outcome) + 1)
+                done.append(str(file))
+            elif outcome == "unchanged":
+                report.unchanged += 1
+            if len(kb.store.pending(self.settings.ingest.batch_passages)) >= self.settings.ingest.batch_passages:
+                report.embedded += self._embed_pending(kb)
+                kb.store.mark_done(done)  # their vectors are checkpointed: these sources are complete
+                done = []
+        report.embedded += self._embed_pending(kb)
+        kb.store.mark_done(done)
+
+    def _ingest_file(self, kb: KnowledgeBase, file: Path, fingerprint: str, report: IngestReport) -> str:
+        path = str(file)
+        try:
+            stat = file.stat()
+            state = kb.store.source(path)
+            fresh = state is not None and state.status == "done" and state.settings == fingerprint
+            if fresh and state.size == stat.st_size and state.mtime == stat.st_mtime:
+                return "unchanged"
+            digest = _file_hash(file)
+            if fresh and state.hash == digest:
+                kb.store.touch_source(path, stat.st_size, stat.st_mtime)
+                return "unchanged"
+            loaded = load(file, self.settings.ingest)
+            report.warnings += [f"{path}: {w}" for w in loaded.warnings]
+            passages = self.preprocessor.chunk_documents(loaded.documents)
+            if not passages:
+                raise SourceError(f"{path}: no text to index")
+        except (SourceError, OSError) as exc:
+            kb.store.mark_failed(path, str(exc))
+            report.failed.append({"path": path, "error": str(exc)})
+            return "failed"
+        embed_texts = [self.preprocessor.embedding_text(p) for p in passages]
+        kb.store.replace_source(path, digest, stat.st_size, stat.st_mtime, fingerprint, passages, embed_texts,
+                                len(loaded.documents))
+        return "updated" if state is not None and state.n_passages > 0 else "added"
+
+    def _embed_pending(self, kb: KnowledgeBase) -> int:
+        """Embed the queue; checkpoint (FAISS save, then SQLite) every few seconds and at the end."""
+        total = kb.store.conn.execute("SELECT COUNT(*) FROM passages WHERE vector_id IS NULL").fetchone()[0]
+        if total == 0:
+            return 0
+        bar = tqdm(total=total, desc="embeddings", unit="passage", disable=not self.progress)
+        embedded, staged, last = 0, [], time.monotonic()
+        batch = self.settings.ingest.batch_passages
+        while rows := kb.store.pending_excluding(batch, {pid for pid, _ in staged}):
+            vectors = self.embedder.embed([text for _, text in rows])
+            ids = kb.store.next_vector_ids(len(rows))
+            kb.vectors.add(np.array(ids, dtype=np.int64), vectors)
+            staged += [(pid, vid) for (pid, _), vid in zip(rows, ids, strict=True)]
+            embedded += len(rows)
+            bar.update(len(rows))
+            if time.monotonic() - last > CHECKPOINT_SECONDS:
+                self._checkpoint(kb, staged)
+                staged, last = [], time.monotonic()
+        self._checkpoint(kb, staged)
+        bar.close()
+        return embedded
+
+    def _checkpoint(self, kb: KnowledgeBase, staged: list[tuple[str, int]]) -> None:
+        if not staged:
+            return
+        kb.vectors.save()
+        kb.store.assign_vectors(staged)
+        texts = dict(kb.store.embed_texts_for([pid for pid, _ in staged]))
+        kb.bm25.add([(pid, texts[pid]) for pid, _ in staged])
+
+    def _prune(self, kb: KnowledgeBase, roots: Sequence[str | Path], seen: set[str]) -> int:
+        folders = [Path(r).expanduser().resolve() for r in roots if Path(r).expanduser().is_dir()]
+        gone = [s.path for s in kb.store.sources()
+                if s.path not in seen and any(Path(s.path).is_relative_to(f) for f in folders)
+                and not Path(s.path).exists()]
+        return kb.store.delete_sources(gone)
+
+
+def collect_garbage(kb: KnowledgeBase) -> None:
+    """Drop passages no source refers to any more: SQLite first, then FAISS and BM25 (a crash in between only
+    leaves stray vectors, which ``KnowledgeBase.repair`` removes)."""
+    orphans = kb.store.orphans()
+    if not orphans:
+        return
+    kb.store.delete_passages([pid for pid, _ in orphans])
+    vector_ids = np.array([v for _, v in orphans if v is not None], dtype=np.int64)
+    if kb.vectors.remove(vector_ids):
+        kb.vectors.save()
+    kb.bm25.remove([pid for pid, _ in orphans])
+
+
+def _file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,230 @@
+"""The question-answering pipeline: retrieve (dense + BM25, fused) -> pack context -> generate -> cite -> log.
+
+Also the other tasks on the same retrieval and injection: ``summarize``, ``chat`` (follow-ups condensed into a
+standalone query before retrieval) and ``translate``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from knowledge.kb import KnowledgeBase
+from knowledge.log import RetrievalLog, new_answer_id
+from pipelines.ingest import embedding_manifest
+from rag.cite import resolve_citations
+from rag.config import Settings
+from rag.embed import SentenceTransformerEmbedder
+from rag.errors import EmptyKnowledgeBaseError, IndexMismatchError
+from rag.generate import HFGenerator
+from rag.prompt import Prompt, PromptBuilder
+from rag.retrieve import HybridRetriever
+from rag.types import Answer, Filters, Hit
+
+
+class AnswerStream:
+    """Iterate to receive the answer text as it is generated; ``.answer`` holds the full Answer afterwards."""
+
+    def __init__(self, pieces: Iterator[str], finish: Any) -> None:
+        self._pieces = pieces
+        self._finish = finish
+        self.answer: Answer | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        text = []
+        for piece in self._pieces:
+            text.append(piece)
+            yield piece
+        self.answer = self._finish("".join(text))
+
+
+class QAPipeline:
+    """Answers questions from a knowledge base with citations.
+
+    Example:
+        >>> qa = QAPipeline.from_config(Settings(), kb="kb")
+        >>> answer = qa.ask("What temperature does the Velmora kiln reach?")
+        >>> answer.citations[0].source
+        '/.../velmora-workshop.md'
+    """
+
+    def __init__(self, settings: Settings, kb: KnowledgeBase, embedder: SentenceTransformerEmbedder,
+                 generator: HFGenerator) -> None:
+        self.settings = settings
+        self.kb = kb
+        self.embedder = embedder
+        self.generator = generator
+        self.retriever = HybridRetriever(settings.retrieval, embedder, kb.vectors, kb.bm25, kb.store)
+        self.builder = PromptBuilder(settings.prompt, generator, settings.generation.max_new_tokens)
+        self.log = RetrievalLog(kb.store, settings.log)
+        self._checked = False
+
+    @classmethod
+    def from_config(cls, settings: Settings | None = None, kb: str | Path | None = None, adapter: str | None = None,
+                    embedder: SentenceTransformerEmbedder | None = None,
+                    generator: HFGenerator | None = None) -> QAPipeline:
+        """Open the KB read-only, check it matches the configured embedder, and prepare (lazily) the models."""
+        settings = settings or Settings()
+        if kb is not None:
+            settings = settings.override({"kb.path": str(kb)})
+        embedder = embedder or SentenceTransformerEmbedder(settings.embedding)
+        base = KnowledgeBase.open(settings.kb.path, embedding_manifest(settings), index=settings.index,
+                                  retrieval=settings.retrieval)
+        if base.store.counts()["passages"] == 0:
+            base.close()
+            raise EmptyKnowledgeBaseError(f"knowledge base {base.root} is empty; run `rag ingest PATH` first")
+        adapter = adapter or settings.generation.adapter or _active_adapter(base.root)
+        generator = generator or HFGenerator(settings.generation, adapter=adapter)
+        return cls(settings, base, embedder, generator)
+
+    def close(self) -> None:
+        self.kb.close()
+
+    # ---- asking -------------------------------------------------------------------------------------------------
+
+    def ask(self, question: str, k: int | None = None, filters: Filters | None = None, retrieval: bool = True,
+            log: bool = True) -> Answer:
+        """Answer ``question``; ``retrieval=False`` answers closed-book. The ask is logged unless ``log=False``."""
+        stream = self.ask_stream(question, k=k, filters=filters, retrieval=retrieval, log=log)
+        for _ in stream:
+            pass
+        assert stream.answer is not None  # set when the stream is exhausted
+        return stream.answer
+
+    def ask_stream(self, question: str, k: int | None = None, filters: Filters | None = None,
+                   retrieval: bool = True, log: bool = True) -> AnswerStream:
+        """Like ``ask``, but the returned stream yields text as the model writes it."""
+        question = _clean_question(question)
+        if retrieval and not self._checked:
+            check_dimension(self.kb, self.embedder)
+            self._checked = True
+        t0 = time.perf_counter()
+        hits = self.retriever.retrieve(question, k, filters) if retrieval else []
+        t1 = time.perf_counter()
+        path = "rag" if retrieval and self._route(hits) == "rag" else "closed"
+        prompt = self.builder.build(question, hits) if path == "rag" else self.builder.build_closed_book(question)
+        t2 = time.perf_counter()
+        return self._stream(prompt, question, hits, path, log, {"retrieve_s": t1 - t0, "prompt_s": t2 - t1}, t0)
+
+    def _route(self, hits: Sequence[Hit]) -> str:
+        """``auto`` mode answers closed-book when the active adapter covers every top hit with confidence."""
+        if self.settings.generation.mode == "closed":
+            return "closed"
+        if self.settings.generation.mode == "auto" and hits and self.generator.adapter_id:
+            from knowledge.distill.adapters import AdapterRegistry
+
+            ids = [h.passage.id for h in hits]
+            if AdapterRegistry(self.kb.root / "adapters").covers(ids, self.settings.distill.auto_confidence):
+                return "closed"
+        return "rag"
+
+    def _stream(self, prompt: Prompt, question: str, hits: Sequence[Hit], path: str, log: bool,
+                timings: dict[str, float], t0: float) -> AnswerStream:
+        first: list[float] = []
+
+        def pieces() -> Iterator[str]:
+            for piece in self.generator.stream(prompt.text):
+                if not first:
+                    first.append(time.perf_counter() - t0)
+                yield piece
+
+        def finish(text: str) -> Answer:
+            citations, invalid = resolve_citations(text, prompt.context)
+            answer = Answer(
+                id=new_answer_id(), question=question, text=text.strip(), citations=citations,
+                invalid_markers=invalid, hits=tuple(hits), context=tuple(prompt.context),
+                timings={**timings, "first_token_s": first[0] if first else 0.0,
+                         "total_s": time.perf_counter() - t0},
+                tokens={"prompt": prompt.n_tokens,
+                        "completion": int(self.generator.last_stats.get("completion_tokens", 0))},
+                model=self.generator.model_id, adapter=self.generator.adapter_id, path=path,
+                feedback_sink=self.feedback,
+            )
+            if log:
+                self.log.record(answer)
+            return answer
+
+        return AnswerStream(pieces(), finish)
+
+    def feedback(self, answer_id: str, good: bool, correction: str | None = None) -> None:
+        """Store a person's verdict on an answer (bad answers lower their passages' weight in distillation)."""
+        self.log.feedback(answer_id, good, correction)
+
+    # ---- other tasks on the same retrieval + injection -----------------------------------------------------------
+
+    def summarize(self, source: str | None = None, topic: str | None = None, k: int | None = None) -> Answer:
+        """Summarise one source (its passages in order) or a topic (via retrieval), with citations."""
+        if (source is None) == (topic is None):
+            raise ValueError("summarize needs exactly one of source or topic")
+        t0 = time.perf_counter()
+        if source is not None:
+            hits = self._source_hits(source)
+        else:
+            hits = self.retriever.retrieve(_clean_question(topic or ""), k or max(self.settings.retrieval.k, 8))
+        prompt = self.builder.build_summary(hits, topic)
+        label = f"summary of {source or topic}"
+        return self._complete(prompt, label, hits, t0)
+
+    def chat(self, message: str, history: Sequence[tuple[str, str]] = (), k: int | None = None) -> Answer:
+        """One turn of a conversation: the follow-up plus history is condensed into a standalone query first."""
+        message = _clean_question(message)
+        query = message
+        if history:
+            condensed = self.generator.generate(self.builder.build_condense(history, message).text).strip()
+            query = condensed.splitlines()[0].strip() if condensed else message
+        t0 = time.perf_counter()
+        hits = self.retriever.retrieve(query, k)
+        prompt = self.builder.build(message, hits, history=history)
+        answer = self._complete(prompt, message, hits, t0)
+        return replace(answer, question=message)
+
+    def translate(self, text: str, target_language: str) -> Answer:
+        """Translate ``text`` with the configured model (the bundled SmolLM2 is English-only: expect poor output)."""
+        if not text.strip():
+            raise ValueError("text to translate is empty")
+        prompt = self.builder.build_translate(text, target_language)
+        return self._complete(prompt, f"translate to {target_language}", [], time.perf_counter(), log=False)
+
+    def _complete(self, prompt: Prompt, question: str, hits: Sequence[Hit], t0: float, log: bool = True) -> Answer:
+        stream = self._stream(prompt, question, hits, "rag" if hits else "closed", log, {}, t0)
+        for _ in stream:
+            pass
+        assert stream.answer is not None
+        return stream.answer
+
+    def _source_hits(self, source: str) -> list[Hit]:
+        path = str(Path(source).expanduser().resolve())
+        ids = [pid for (pid,) in self.kb.store.conn.execute(
+            "SELECT c.passage_id FROM chunks c JOIN sources s ON s.id = c.source_id WHERE s.path = ? "
+            "ORDER BY c.doc_id, c.ord", (path,))]
+        if not ids:
+            raise ValueError(f"source not in the knowledge base: {path}")
+        passages = self.kb.store.get_passages(ids)
+        return [Hit(passages[pid], 1.0, rank) for rank, pid in enumerate(dict.fromkeys(ids), start=1)]
+
+
+def _clean_question(question: str) -> str:
+    if not isinstance(question, str):
+        raise TypeError(f"question must be a string, not {type(question).__name__}")
+    question = " ".join(question.split())
+    if not question:
+        raise ValueError("question is empty")
+    return question
+
+
+def _active_adapter(kb_root: Path) -> str | None:
+    try:
+        from knowledge.distill.adapters import AdapterRegistry
+    except ImportError:
+        return None
+    path = AdapterRegistry(kb_root / "adapters").active_path()
+    return str(path) if path else None
+
+
+def check_dimension(kb: KnowledgeBase, embedder: SentenceTransformerEmbedder) -> None:
+    if embedder.dimension != kb.dimension:
+        raise IndexMismatchError(
+            f"{kb.root} holds {kb.dimension}-d vectors but {embedder.model_id} makes {embedder.dimension}-d ones")
