@@ -161,6 +161,10 @@ class BM25Index:
     def __len__(self) -> int:
         return len(self.main.ids) - int(self.main.dead.sum()) + len(self.delta.ids)
 
+    def ids(self) -> list[str]:
+        """Every live passage id (main minus tombstones, then delta)."""
+        return [p for p, dead in zip(self.main.ids, self.main.dead) if not dead] + list(self.delta_tokens)
+
     def __contains__(self, pid: object) -> bool:
         return self._live_in_main(pid) or pid in self.delta_tokens
 

@@ -63,6 +63,7 @@ def test_remove_hides_main_and_delta_passages(tmp_path: Path) -> None:
     assert {p for p, _ in bm25.search("alpha", k=10)} == {"d1"}
     assert "d0" not in bm25 and "d1" in bm25 and len(bm25) == 4
     assert bm25.delta.ids == ["d5"] and bm25.main.dead.sum() == 1
+    assert sorted(bm25.ids()) == ["d1", "d2", "d3", "d5"]
 
 
 def test_readding_a_removed_passage_brings_it_back_once(tmp_path: Path) -> None:
