@@ -1,22 +1,24 @@
 """Persistent BM25 index (bm25s) kept in step with ingest and removal without a full rebuild per change.
 
-Design: a large *main* segment plus a small *delta* segment, both bm25s indexes.
+Design: a large *main* segment plus a few small *delta* segments, all bm25s indexes.
 
-* ``add`` re-indexes only the delta (its token lists are kept, so no texts are needed).
-* ``remove`` drops a delta passage from the delta, and records a main passage as a *tombstone*.
-* When the delta or the tombstones outgrow ``merge_fraction`` of the main segment, ``save`` first merges:
+* ``add`` indexes only the new batch as one more delta segment; deltas are then combined like a binary counter
+  (while the newest is at least as large as the one before, the two are merged from their kept token lists), so
+  there are O(log n) deltas and each passage is re-indexed O(log n) times: no texts are needed, no full rebuild.
+* ``remove`` re-indexes the delta that holds a passage without it, or records a main passage as a *tombstone*.
+* When the deltas or the tombstones outgrow ``merge_fraction`` of the main segment, ``save`` first merges:
   a full rebuild from ``texts_for()`` (the live passages, as the store has them at that moment).
 
 Scores are comparable across segments: bm25s stores ``idf_segment(t) * tf_part(t, d)`` per term and document,
 and at query time each term's column is rescaled by ``idf_global(t) / idf_segment(t)``, where the global IDF
-uses the document frequencies of main + delta. So a passage scores (almost) as it would in one index; the
+uses the document frequencies summed over the segments. So a passage scores (almost) as it would in one index; the
 remaining differences are the length normalisation (each segment uses its own average length) and tombstoned
 passages still counting in document frequencies until the next merge.
 
 Disk layout (no pickle: bm25s writes ``.npy`` with ``allow_pickle=False`` plus JSON)::
 
     folder/CURRENT            {"version": "v7"}  -- replaced atomically (os.replace) as the last step of save
-    folder/v7/state.json      settings, main ids, tombstones, delta ids and delta tokens
+    folder/v7/state.json      settings, main ids, tombstones, the deltas' ids and tokens
     folder/v7/main/           bm25s files of the main segment
 """
 
@@ -35,7 +37,7 @@ import numpy as np
 from rag.config import RetrievalConfig
 from rag.errors import IndexMismatchError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 TextsFor = Callable[[], Iterable[tuple[str, str]]]
 
 
@@ -98,7 +100,7 @@ class BM25Index:
         config: k1, b and stemmer come from here; a saved index with other settings is rebuilt from
             ``texts_for`` (or ``IndexMismatchError`` without it).
         texts_for: returns every live passage as ``(passage_id, text)``; needed for merges.
-        merge_fraction: merge when the delta or the tombstones exceed this fraction of the main segment.
+        merge_fraction: merge when the deltas or the tombstones exceed this fraction of the main segment.
     """
 
     def __init__(
@@ -112,8 +114,7 @@ class BM25Index:
         self.merge_fraction = merge_fraction
         self._stemmer = _make_stemmer(config.bm25_stemmer)
         self.main = _Segment([], None)
-        self.delta_tokens: dict[str, list[str]] = {}
-        self.delta = _Segment([], None)
+        self.deltas: list[tuple[dict[str, list[str]], _Segment]] = []  # (tokens by passage id, its index)
         if (self.folder / "CURRENT").is_file():
             self._load()
 
@@ -125,30 +126,35 @@ class BM25Index:
         fresh = {pid: toks for (pid, _), toks in zip(items, tokens) if not self._live_in_main(pid)}
         if not fresh:
             return
+        self._drop_from_deltas(fresh.keys())  # a re-added delta passage is replaced
         if not self.main.ids:  # nothing to merge into: the first batch becomes the main segment
-            merged = {**self.delta_tokens, **fresh}
-            self.main = _Segment.build(list(merged), list(merged.values()), self.config)
-            self._set_delta({})
+            self.main = _Segment.build(list(fresh), list(fresh.values()), self.config)
             return
-        self._set_delta({**self.delta_tokens, **fresh})
+        self.deltas.append(self._delta(fresh))
+        while len(self.deltas) > 1 and len(self.deltas[-1][0]) >= len(self.deltas[-2][0]):
+            newer, older = self.deltas.pop(), self.deltas.pop()
+            self.deltas.append(self._delta({**older[0], **newer[0]}))
 
     def remove(self, ids: Iterable[str]) -> None:
         """Forget passages: delta ones are dropped at once, main ones are tombstoned until the next merge."""
         ids = set(ids)
         for pid in ids & self.main.rows.keys():
             self.main.dead[self.main.rows[pid]] = True
-        if ids & self.delta_tokens.keys():
-            self._set_delta({p: t for p, t in self.delta_tokens.items() if p not in ids})
+        self._drop_from_deltas(ids)
 
     def rebuild(self, items: Iterable[tuple[str, str]]) -> None:
         """Replace everything with one main segment over ``items`` (call ``save`` to persist)."""
         items = list(items)
         self.main = _Segment.build([pid for pid, _ in items], self.tokenize([t for _, t in items]), self.config)
-        self._set_delta({})
+        self.deltas = []
 
     def needs_merge(self) -> bool:
         limit = self.merge_fraction * len(self.main.ids)
-        return len(self.delta.ids) > limit or int(self.main.dead.sum()) > limit
+        return sum(len(tokens) for tokens, _ in self.deltas) > limit or int(self.main.dead.sum()) > limit
+
+    def segment_sizes(self) -> list[int]:
+        """Passages per segment, main first (tombstoned ones included), then the deltas oldest first."""
+        return [len(self.main.ids)] + [len(tokens) for tokens, _ in self.deltas]
 
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
         """Lowercase word tokens without English stopwords, stemmed when a stemmer is configured."""
@@ -159,14 +165,16 @@ class BM25Index:
         )
 
     def __len__(self) -> int:
-        return len(self.main.ids) - int(self.main.dead.sum()) + len(self.delta.ids)
+        return len(self.main.ids) - int(self.main.dead.sum()) + sum(len(tokens) for tokens, _ in self.deltas)
 
     def ids(self) -> list[str]:
-        """Every live passage id (main minus tombstones, then delta)."""
-        return [p for p, dead in zip(self.main.ids, self.main.dead) if not dead] + list(self.delta_tokens)
+        """Every live passage id (main minus tombstones, then the deltas)."""
+        return [p for p, dead in zip(self.main.ids, self.main.dead) if not dead] + [
+            pid for tokens, _ in self.deltas for pid in tokens
+        ]
 
     def __contains__(self, pid: object) -> bool:
-        return self._live_in_main(pid) or pid in self.delta_tokens
+        return self._live_in_main(pid) or any(pid in tokens for tokens, _ in self.deltas)
 
     # ---- search --------------------------------------------------------------------------------------------
 
@@ -178,7 +186,7 @@ class BM25Index:
         if k <= 0:
             raise ValueError(f"k must be greater than 0. Currently, k is {k}")
         terms = self.tokenize([query])[0]
-        segments = [s for s in (self.main, self.delta) if s.model is not None]
+        segments = [s for s in (self.main, *(seg for _, seg in self.deltas)) if s.model is not None]
         if not terms or not segments:
             return []
         weights = self._term_weights(terms, segments)
@@ -239,7 +247,7 @@ class BM25Index:
         if self.main.model is not None:
             self.main.model.save(target / "main", allow_pickle=False, show_progress=False)
         dead = [p for p, d in zip(self.main.ids, self.main.dead) if d]
-        state = {**self._settings(), "main_ids": self.main.ids, "tombstones": dead, "delta": self.delta_tokens}
+        state = {**self._settings(), "main_ids": self.main.ids, "tombstones": dead, "deltas": [t for t, _ in self.deltas]}
         (target / "state.json").write_text(json.dumps(state), encoding="utf-8")
 
     def _load(self) -> None:
@@ -255,7 +263,7 @@ class BM25Index:
             model = bm25s.BM25.load(self.folder / version / "main", mmap=False, allow_pickle=False)
         self.main = _Segment(state["main_ids"], model)
         self.remove(state["tombstones"])
-        self._set_delta(state["delta"])
+        self.deltas = [self._delta(tokens) for tokens in state["deltas"]]
 
     def _current_version(self) -> str | None:
         pointer = self.folder / "CURRENT"
@@ -267,9 +275,15 @@ class BM25Index:
 
     # ---- helpers -------------------------------------------------------------------------------------------
 
-    def _set_delta(self, tokens: dict[str, list[str]]) -> None:
-        self.delta_tokens = tokens
-        self.delta = _Segment.build(list(tokens), list(tokens.values()), self.config)
+    def _delta(self, tokens: dict[str, list[str]]) -> tuple[dict[str, list[str]], _Segment]:
+        return tokens, _Segment.build(list(tokens), list(tokens.values()), self.config)
+
+    def _drop_from_deltas(self, ids: Iterable[str]) -> None:
+        ids = set(ids)
+        for i, (tokens, _) in enumerate(self.deltas):
+            if ids & tokens.keys():
+                self.deltas[i] = self._delta({p: t for p, t in tokens.items() if p not in ids})
+        self.deltas = [d for d in self.deltas if d[0]]
 
     def _live_in_main(self, pid: object) -> bool:
         row = self.main.rows.get(pid)  # type: ignore[arg-type]

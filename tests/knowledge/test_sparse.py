@@ -46,13 +46,28 @@ def test_split_segments_score_like_one_index(tmp_path: Path) -> None:
     whole.add(DOCS)
     split = index(tmp_path / "b")
     split.add(DOCS[:4])
-    split.add(DOCS[4:])  # goes to the delta segment
-    assert len(split.delta.ids) == 2
+    split.add(DOCS[4:5])  # two delta segments
+    split.add(DOCS[5:])
+    split.remove(["d3"])
+    whole.remove(["d3"])
+    assert split.segment_sizes() == [4, 2]
     for query in ["alpha", "gamma beta", "mu alpha"]:
         expected = whole.search(query, k=6)
         got = split.search(query, k=6)
         assert [p for p, _ in got] == [p for p, _ in expected]
         assert [s for _, s in got] == pytest.approx([s for _, s in expected], rel=1e-5)
+
+
+def test_deltas_merge_like_a_binary_counter(tmp_path: Path) -> None:
+    bm25 = index(tmp_path)
+    bm25.add([("m", "main passage")])
+    sizes = []
+    for i in range(7):
+        bm25.add([(f"x{i}", f"word{i} common")])
+        sizes.append(bm25.segment_sizes()[1:])
+    assert sizes == [[1], [2], [2, 1], [4], [4, 1], [4, 2], [4, 2, 1]]
+    assert {p for p, _ in bm25.search("common", k=10)} == {f"x{i}" for i in range(7)}
+    assert bm25.search("word5", k=3)[0][0] == "x5"
 
 
 def test_remove_hides_main_and_delta_passages(tmp_path: Path) -> None:
@@ -62,7 +77,7 @@ def test_remove_hides_main_and_delta_passages(tmp_path: Path) -> None:
     bm25.remove(["d0", "d4", "unknown"])
     assert {p for p, _ in bm25.search("alpha", k=10)} == {"d1"}
     assert "d0" not in bm25 and "d1" in bm25 and len(bm25) == 4
-    assert bm25.delta.ids == ["d5"] and bm25.main.dead.sum() == 1
+    assert bm25.segment_sizes() == [4, 1] and bm25.main.dead.sum() == 1
     assert sorted(bm25.ids()) == ["d1", "d2", "d3", "d5"]
 
 
@@ -104,7 +119,7 @@ def test_merge_when_delta_grows_past_fraction(tmp_path: Path) -> None:
     bm25.add([("d6", live["d6"])])
     assert bm25.needs_merge()
     bm25.save()
-    assert len(bm25.main.ids) == 7 and bm25.delta.ids == []
+    assert bm25.segment_sizes() == [7]
     assert "d6" in {p for p, _ in BM25Index(tmp_path / "bm25", PLAIN).search("omega", k=3)}
 
 
