@@ -247,7 +247,8 @@ class BM25Index:
         if self.main.model is not None:
             self.main.model.save(target / "main", allow_pickle=False, show_progress=False)
         dead = [p for p, d in zip(self.main.ids, self.main.dead) if d]
-        state = {**self._settings(), "main_ids": self.main.ids, "tombstones": dead, "deltas": [t for t, _ in self.deltas]}
+        deltas = [tokens for tokens, _ in self.deltas]
+        state = {**self._settings(), "main_ids": self.main.ids, "tombstones": dead, "deltas": deltas}
         (target / "state.json").write_text(json.dumps(state), encoding="utf-8")
 
     def _load(self) -> None:
