@@ -13,7 +13,6 @@ Example:
 from __future__ import annotations
 
 import fnmatch
-import glob
 import io
 import json
 import logging
@@ -32,6 +31,7 @@ from rag.types import Block, Document
 SUPPORTED = {".txt": "txt", ".md": "md", ".markdown": "md", ".html": "html", ".htm": "html", ".pdf": "pdf",
              ".jsonl": "jsonl"}
 _GLOB_CHARS = re.compile(r"[*?\[]")
+_GLOB_TOKENS = {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}
 _TITLE_MAX = 120
 
 
@@ -56,11 +56,11 @@ class LoadResult:
 
 
 def discover(paths: Sequence[str | Path], config: IngestConfig) -> Discovery:
-    """Expand files, folders (recursively) and glob patterns into the supported files to load.
+    """Expand files, folders (recursively) and glob patterns (``docs/**/*.md``) into the supported files to load.
 
-    Folders honour ``config.include``/``config.exclude`` and skip hidden entries; a file named explicitly only
-    needs a supported type. Symlinked folders are followed once (loops are cut). Nothing here raises for a bad
-    path: it becomes a ``failed`` entry.
+    Folders honour ``config.include``/``config.exclude`` and skip hidden entries; a file named explicitly or
+    matched by a pattern only needs a supported type. Symlinked folders are followed once (loops are cut).
+    Nothing here raises for a bad path: it becomes a ``failed`` entry.
     """
     found: set[Path] = set()
     skipped: list[tuple[str, str]] = []
@@ -68,18 +68,15 @@ def discover(paths: Sequence[str | Path], config: IngestConfig) -> Discovery:
     for raw in paths:
         path = Path(raw).expanduser()
         if path.is_dir():
-            _walk(path, config, found, skipped, failed)
+            for file in _files_under(path, config, failed):
+                if any(fnmatch.fnmatch(file.name, pattern) for pattern in config.include):
+                    _take(file, found, skipped)
+                else:
+                    skipped.append((str(file), f"unsupported type '{file.suffix or file.name}'"))
         elif path.is_file():
             _take(path, found, skipped)
         elif _GLOB_CHARS.search(str(raw)):
-            matches = sorted(glob.glob(os.path.expanduser(str(raw)), recursive=True))
-            if not matches:
-                failed.append((str(raw), "no files match the pattern"))
-            for match in map(Path, matches):
-                if match.is_dir():
-                    _walk(match, config, found, skipped, failed)
-                else:
-                    _take(match, found, skipped)
+            _glob(str(path), config, found, skipped, failed)
         elif path.is_symlink():
             failed.append((str(raw), "broken symbolic link"))
         else:
@@ -94,26 +91,51 @@ def _take(path: Path, found: set[Path], skipped: list[tuple[str, str]]) -> None:
         skipped.append((str(path), f"unsupported type '{path.suffix or path.name}'"))
 
 
-def _walk(root: Path, config: IngestConfig, found: set[Path], skipped: list, failed: list) -> None:
+def _glob(pattern: str, config: IngestConfig, found: set[Path], skipped: list, failed: list) -> None:
+    """Walk the pattern's fixed prefix ourselves: glob.glob follows symlink loops 40 levels deep (exponentially)."""
+    parts = Path(pattern).parts
+    fixed = next(i for i, part in enumerate(parts) if _GLOB_CHARS.search(part))
+    root = Path(*parts[:fixed]) if fixed else Path(".")
+    regex = _glob_regex("/".join(parts[fixed:]))
+    matched = False
+    for file in _files_under(root, config, failed) if root.is_dir() else ():
+        rel = file.relative_to(root).parts
+        if any(regex.fullmatch("/".join(rel[:i])) for i in range(1, len(rel) + 1)):  # the file or a folder above
+            matched = True
+            _take(file, found, skipped)
+    if not matched:
+        failed.append((pattern, "no files match the pattern"))
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    out = []
+    for token in re.split(r"(\*\*/|\*\*|\*|\?|\[!?[^\]]+\])", pattern):
+        if token in _GLOB_TOKENS:
+            out.append(_GLOB_TOKENS[token])
+        elif token.startswith("[") and token.endswith("]") and len(token) > 2:
+            out.append("[^" + token[2:] if token.startswith("[!") else token)
+        else:
+            out.append(re.escape(token))
+    return re.compile("".join(out))
+
+
+def _files_under(root: Path, config: IngestConfig, failed: list) -> Iterator[Path]:
+    """Files below ``root``, without hidden or excluded entries; each real folder is visited once."""
     visited: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=lambda e: failed.append(
             (str(e.filename), f"cannot read folder: {e.strerror}"))):
         real = os.path.realpath(dirpath)
-        if real in visited:  # a symlink loop or a second link to the same folder
+        if real in visited:  # a symlink loop, or a second link to the same folder
             dirnames[:] = []
             continue
         visited.add(real)
         dirnames[:] = sorted(d for d in dirnames if not _excluded(d, config))
-        for name in sorted(filenames):
-            if _excluded(name, config):
-                continue
+        for name in sorted(n for n in filenames if not _excluded(n, config)):
             path = Path(dirpath) / name
-            if not path.exists():
-                failed.append((str(path), "broken symbolic link"))
-            elif any(fnmatch.fnmatch(name, pattern) for pattern in config.include):
-                _take(path, found, skipped)
+            if path.exists():
+                yield path
             else:
-                skipped.append((str(path), f"unsupported type '{path.suffix or name}'"))
+                failed.append((str(path), "broken symbolic link"))
 
 
 def _excluded(name: str, config: IngestConfig) -> bool:

@@ -72,6 +72,17 @@ def test_discover_survives_symlink_loop_and_broken_link(tmp_path: Path) -> None:
     assert (str(root / "dangling.txt"), "broken symbolic link") in found.failed
 
 
+def test_glob_with_two_symlink_loops_finds_each_file_once(tmp_path: Path) -> None:
+    root = _tree(tmp_path)
+    os.symlink(root, root / "sub" / "loop1")
+    os.symlink(root, root / "sub" / "loop2")  # glob.glob would expand 2**40 paths here
+    start = time.perf_counter()
+    found = discover([f"{root}/**/*.md", f"{root}/s?b", f"{root}/[!s]*.md"], CONFIG)
+    assert time.perf_counter() - start < 2.0
+    assert [f.name for f in found.files] == ["a.md", "b.txt"]  # s?b matches the folder: its files are taken
+    assert found.skipped == [(str(root / "sub" / "c.docx"), "unsupported type '.docx'")] and found.failed == []
+
+
 def test_discover_explicit_unsupported_file_is_skipped(tmp_path: Path) -> None:
     root = _tree(tmp_path)
     found = discover([root / "sub" / "c.docx"], CONFIG)
