@@ -37,6 +37,7 @@ _HYPHEN_BREAK = re.compile(r"(?<=[a-z])-\n(?=[a-z])")
 _BLANK_LINES = re.compile(r"\n{3,}")
 _PARAGRAPH = re.compile(r"[^\n]+(?:\n[^\n]+)*")
 _WORD = re.compile(r"\S+")
+_COUNT_BATCH = 4096
 _CHECK = 64  # chunks re-counted to confirm that sentence counts add up
 
 
@@ -85,7 +86,11 @@ class Preprocessor:
 
     def __init__(self, config: PreprocessConfig, count_tokens: CountTokens) -> None:
         self.config = config
-        self.count_tokens = count_tokens
+        self._count_tokens = count_tokens
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """``count_tokens`` in slices, so a huge file never holds every sentence's encoding at once."""
+        return [n for i in range(0, len(texts), _COUNT_BATCH) for n in self._count_tokens(texts[i:i + _COUNT_BATCH])]
 
     @property
     def nlp(self) -> Any:  # noqa: ANN401 - spacy.Language, imported lazily
