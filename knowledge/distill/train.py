@@ -1,0 +1,121 @@
+"""LoRA fine-tuning of the base LLM on a round's examples, nanoGPT-style: seeds, settings, batches, one loop.
+
+The loss is on the answer tokens only (the prompt is already rendered with the tokenizer's chat template, so the
+model learns to answer closed-book exactly the way the QA pipeline asks). The adapter is written to ``out_dir``,
+which the round keeps inside ``<kb>/adapters/.tmp-<id>``: a killed run never touches the active adapter.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from knowledge.distill.data import Example
+from rag.config import DistillConfig, GenerationConfig
+from rag.generate import load_base
+
+IGNORE = -100  # label of tokens that carry no loss (the prompt, the padding)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    steps: int
+    examples: int
+    first_loss: float
+    last_loss: float
+    seconds: float
+
+
+def encode(examples: Sequence[Example], tokenizer: Any, max_len: int) -> list[tuple[list[int], list[int]]]:
+    """``(input_ids, labels)`` per example; labels mask the prompt; an over-long prompt loses its start."""
+    rows = []
+    for e in examples:
+        prompt = tokenizer(e.prompt, add_special_tokens=False)["input_ids"]
+        answer = tokenizer(e.answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        answer = answer[: max_len // 2] if len(answer) > max_len // 2 else answer
+        prompt = prompt[-(max_len - len(answer)):]
+        rows.append((prompt + answer, [IGNORE] * len(prompt) + answer))
+    return rows
+
+
+def collate(rows: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad a batch; padding is masked out of attention and loss."""
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.full((len(rows), width), pad_id)
+    labels = torch.full((len(rows), width), IGNORE)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (x, y) in enumerate(rows):
+        ids[i, : len(x)], labels[i, : len(y)], mask[i, : len(x)] = torch.tensor(x), torch.tensor(y), 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+def lora_model(base: Any, config: DistillConfig, init_adapter: Path | None) -> Any:
+    """Wrap ``base`` with a fresh LoRA (all linear layers) or, when given, continue ``init_adapter``."""
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    if init_adapter is not None:
+        return PeftModel.from_pretrained(base, str(init_adapter), is_trainable=True)
+    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                      target_modules="all-linear", task_type="CAUSAL_LM")
+    return get_peft_model(base, lora)
+
+
+def train_lora(
+    examples: Sequence[Example], config: DistillConfig, generation: GenerationConfig, out_dir: Path, *,
+    init_adapter: Path | None = None, on_step: Callable[[int, float], None] | None = None, progress: bool = True,
+) -> TrainResult:
+    """Train a LoRA adapter on the ``split == "train"`` examples and save it (peft format) into ``out_dir``.
+
+    Example:
+        >>> result = train_lora(examples, DistillConfig(max_steps=4), GenerationConfig(), Path("kb/adapters/.tmp-x"))
+        >>> result.steps
+        4
+    """
+    if config.kl_weight > 0:
+        raise ValueError(f"distill.kl_weight > 0 (KL on teacher distributions) is not implemented; got {config.kl_weight}")
+    train = [e for e in examples if e.split == "train"]
+    if not train:
+        raise ValueError("no training examples: every example is held out or the dataset is empty")
+    # seeds first, so a round is reproducible
+    random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+
+    base, tokenizer = load_base(generation)
+    model = lora_model(base, config, init_adapter)
+    rows = encode(train, tokenizer, config.max_seq_len)
+    per_epoch = math.ceil(len(rows) / config.batch_size)
+    steps = per_epoch * config.epochs
+    steps = min(steps, config.max_steps) if config.max_steps else steps
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
+
+    from tqdm.auto import tqdm
+
+    model.train()
+    losses: list[float] = []
+    start = time.perf_counter()
+    order: list[int] = []
+    for step in tqdm(range(steps), desc="distill", unit="step", disable=not progress):
+        if not order:  # a new epoch: reshuffle
+            order = list(range(len(rows)))
+            rng.shuffle(order)
+        batch = collate([rows[order.pop()] for _ in range(min(config.batch_size, len(order)))], tokenizer.pad_token_id)
+        loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(float(loss.detach()))
+        if on_step is not None:
+            on_step(step, losses[-1])
+    model.eval()
+    model.save_pretrained(str(out_dir))
+    return TrainResult(steps, len(rows), losses[0], losses[-1], time.perf_counter() - start)
