@@ -23,9 +23,7 @@ from knowledge.preprocess import Preprocessor
 from knowledge.sources import discover, load
 from rag.config import Settings
 from rag.embed import SentenceTransformerEmbedder
-from rag.errors import SourceError
-
-CHECKPOINT_SECONDS = 15.0
+from rag.errors import IndexMismatchError, SourceError
 
 
 @dataclass
@@ -71,6 +69,7 @@ class IngestPipeline:
         self.embedder = embedder or SentenceTransformerEmbedder(settings.embedding)
         self.preprocessor = Preprocessor(settings.preprocess, self.embedder.count_tokens_batch)
         self.progress = settings.ingest.show_progress
+        self._bm25_queue: list[str] = []
 
     @classmethod
     def from_config(cls, settings: Settings | None = None, kb: str | Path | None = None,
@@ -81,7 +80,9 @@ class IngestPipeline:
         return cls(settings, embedder)
 
     def open_kb(self) -> KnowledgeBase:
-        manifest = embedding_manifest(self.settings, self.embedder.dimension)
+        exists = (Path(self.settings.kb.path).expanduser() / "manifest.json").exists()
+        # an existing KB is checked by model name; the model is loaded only when something needs embedding
+        manifest = embedding_manifest(self.settings, None if exists else self.embedder.dimension)
         kb = KnowledgeBase.open(self.settings.kb.path, manifest, write=True, create=True,
                                 index=self.settings.index, retrieval=self.settings.retrieval)
         if "chunking" not in kb.manifest:
@@ -96,7 +97,9 @@ class IngestPipeline:
         report.skipped += [{"path": p, "reason": r} for p, r in found.skipped]
         with self.open_kb() as kb:
             report.kb = str(kb.root)
+            self._bm25_queue = []
             self._ingest_files(kb, found.files, report)
+            self._sync_bm25(kb)
             if prune:
                 report.removed += self._prune(kb, paths, {str(f) for f in found.files})
             collect_garbage(kb)
@@ -164,6 +167,9 @@ class IngestPipeline:
         bar = tqdm(total=total, desc="embeddings", unit="passage", disable=not self.progress)
         embedded, staged, last = 0, [], time.monotonic()
         batch = self.settings.ingest.batch_passages
+        if self.embedder.dimension != kb.dimension:
+            raise IndexMismatchError(f"{kb.root} holds {kb.dimension}-d vectors; {self.embedder.model_id} makes "
+                                     f"{self.embedder.dimension}-d ones: run `rag reindex`")
         while rows := kb.store.pending_excluding(batch, {pid for pid, _ in staged}):
             vectors = self.embedder.embed([text for _, text in rows])
             ids = kb.store.next_vector_ids(len(rows))
@@ -171,7 +177,7 @@ class IngestPipeline:
             staged += [(pid, vid) for (pid, _), vid in zip(rows, ids, strict=True)]
             embedded += len(rows)
             bar.update(len(rows))
-            if time.monotonic() - last > CHECKPOINT_SECONDS:
+            if time.monotonic() - last > self.settings.ingest.checkpoint_seconds:
                 self._checkpoint(kb, staged)
                 staged, last = [], time.monotonic()
         self._checkpoint(kb, staged)
@@ -183,8 +189,13 @@ class IngestPipeline:
             return
         kb.vectors.save()
         kb.store.assign_vectors(staged)
-        texts = dict(kb.store.embed_texts_for([pid for pid, _ in staged]))
-        kb.bm25.add([(pid, texts[pid]) for pid, _ in staged])
+        self._bm25_queue += [pid for pid, _ in staged]
+
+    def _sync_bm25(self, kb: KnowledgeBase) -> None:
+        """Add this run's passages to BM25 in one step (a crash before it is repaired on the next open)."""
+        if self._bm25_queue:
+            kb.bm25.add(kb.store.embed_texts_for(self._bm25_queue))
+            self._bm25_queue = []
 
     def _prune(self, kb: KnowledgeBase, roots: Sequence[str | Path], seen: set[str]) -> int:
         folders = [Path(r).expanduser().resolve() for r in roots if Path(r).expanduser().is_dir()]

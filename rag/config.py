@@ -24,7 +24,8 @@ class KBConfig(_Section):
 
 
 class IngestConfig(_Section):
-    batch_passages: int = Field(1024, gt=0, description="passages embedded and committed per batch")
+    batch_passages: int = Field(1024, gt=0, description="passages embedded per batch")
+    checkpoint_seconds: float = Field(15.0, ge=0, description="how often vectors are saved and committed")
     max_file_mb: float = Field(50.0, gt=0)
     max_line_chars: int = Field(1_000_000, gt=0, description="a JSONL line or text line longer than this fails")
     include: list[str] = Field(default_factory=lambda: ["*.txt", "*.md", "*.markdown", "*.html", "*.htm", "*.pdf", "*.jsonl"])

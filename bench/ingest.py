@@ -1,0 +1,125 @@
+"""Ingest benchmark: the project's `IngestPipeline` vs LlamaIndex's `IngestionPipeline`, same corpus, same model.
+
+Reads ../shared/data/scifact/corpus.jsonl (BEIR SciFact, 5,183 abstracts; not shipped with the project).
+Each system runs in its own subprocess so that its peak RSS is its own. Writes bench/results/ingest.json.
+
+    python bench/ingest.py [--corpus PATH] [--limit N] [--skip-llamaindex]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "scifact" / "corpus.jsonl"
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_ours(corpus: Path) -> dict:
+    sys.path.insert(0, str(ROOT))
+    from pipelines.ingest import IngestPipeline
+    from rag.config import Settings
+
+    kb = tempfile.mkdtemp(prefix="bench-kb-")
+    settings = Settings().override({"kb.path": kb, "ingest.show_progress": False})
+    start = time.perf_counter()
+    report = IngestPipeline.from_config(settings).run([corpus])
+    seconds = time.perf_counter() - start
+    with open(corpus, encoding="utf-8") as fh:
+        docs = sum(1 for line in fh if line.strip())
+    return {"docs": docs, "passages": report.passages, "embedded": report.embedded, "seconds": seconds,
+            "failed": report.failed, "peak_rss_mb": _peak_rss_mb()}
+
+
+def run_llamaindex(corpus: Path) -> dict:
+    from llama_index.core import Document
+    from llama_index.core.ingestion import IngestionPipeline
+    from llama_index.core.node_parser import SentenceSplitter
+    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+
+    sys.path.insert(0, str(ROOT))
+    from rag.models import BUNDLED_EMBEDDERS, package_file
+
+    model_dir = str(package_file(*BUNDLED_EMBEDDERS["sentence-transformers/all-MiniLM-L6-v2"]))
+    start = time.perf_counter()
+    rows = [json.loads(line) for line in open(corpus, encoding="utf-8") if line.strip()]
+    docs = [Document(text=f"{r.get('title', '')}\n{r['text']}", id_=r["_id"]) for r in rows]
+    pipeline = IngestionPipeline(transformations=[
+        SentenceSplitter(chunk_size=256, chunk_overlap=20),
+        HuggingFaceEmbedding(model_name=model_dir, device="cpu"),
+    ])
+    nodes = pipeline.run(documents=docs)
+    seconds = time.perf_counter() - start
+    embedded = sum(1 for n in nodes if n.embedding is not None)
+    return {"docs": len(docs), "passages": len(nodes), "embedded": embedded, "seconds": seconds,
+            "peak_rss_mb": _peak_rss_mb()}
+
+
+def _subprocess(system: str, corpus: Path) -> dict:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    out = subprocess.run([sys.executable, __file__, "--worker", system, "--corpus", str(corpus)],
+                         capture_output=True, text=True, env=env, check=False)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--limit", type=int, default=0, help="use only the first N documents")
+    parser.add_argument("--skip-llamaindex", action="store_true")
+    parser.add_argument("--worker", choices=["ours", "llamaindex"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(run_ours(args.corpus) if args.worker == "ours" else run_llamaindex(args.corpus)))
+        return
+    corpus = args.corpus.resolve()
+    if args.limit:
+        tmp = Path(tempfile.mkdtemp()) / "corpus.jsonl"
+        tmp.write_text("".join(open(corpus, encoding="utf-8").readlines()[: args.limit]), encoding="utf-8")
+        corpus = tmp
+    results = {"corpus": str(args.corpus), "limit": args.limit, "cpu_count": os.cpu_count(),
+               "ours": _subprocess("ours", corpus)}
+    if not args.skip_llamaindex:
+        results["llamaindex"] = _subprocess("llamaindex", corpus)
+    _report(results)
+
+
+def _report(results: dict) -> None:
+    print(f"{'system':<12} {'docs':>6} {'passages':>9} {'embedded':>9} {'seconds':>8} {'docs/s':>7} "
+          f"{'passages/s':>10} {'peak RSS MB':>11}")
+    for system in ("ours", "llamaindex"):
+        r = results.get(system)
+        if not r:
+            continue
+        if "error" in r:
+            print(f"{system:<12} error: {r['error']}")
+            continue
+        r["docs_per_s"] = r["docs"] / r["seconds"]
+        r["passages_per_s"] = r["passages"] / r["seconds"]
+        print(f"{system:<12} {r['docs']:>6} {r['passages']:>9} {r['embedded']:>9} {r['seconds']:>8.1f} "
+              f"{r['docs_per_s']:>7.1f} {r['passages_per_s']:>10.1f} {r['peak_rss_mb']:>11.0f}")
+    ours, peer = results.get("ours", {}), results.get("llamaindex", {})
+    if "docs_per_s" in ours and "docs_per_s" in peer:
+        results["speedup_docs_per_s"] = ours["docs_per_s"] / peer["docs_per_s"]
+        print(f"ours / LlamaIndex docs/s: {results['speedup_docs_per_s']:.2f}x")
+    out = ROOT / "bench" / "results" / "ingest.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
