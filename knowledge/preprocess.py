@@ -126,11 +126,12 @@ class Preprocessor:
         docs = [self.normalize_document(d) for d in docs]
         jobs = [(d, b, start) for d, doc in enumerate(docs) for b, start in enumerate(_block_starts(doc))]
         sentences, entities = self._sentences(docs, jobs)
-        units = self._measure(docs, sentences)
+        texts = [doc.text for doc in docs]  # Document.text joins its blocks on every access
+        units = self._measure(texts, sentences)
         chunks = [(d, b, _merge(us[a:z])) for (d, b), us in units.items()
                   for a, z in pack([u.n_tokens for u in us], self.config.max_tokens, self.config.overlap_sentences)]
-        chunks = self._verify(docs, chunks)
-        return self._passages(docs, chunks, entities)
+        chunks = self._verify(texts, chunks)
+        return self._passages(docs, texts, chunks, entities)
 
     def _sentences(self, docs: list[Document], jobs: list[tuple[int, int, int]]) -> tuple[dict, dict]:
         """Sentence spans (document offsets) per ``(doc, block)``; paragraph breaks always end a sentence."""
@@ -149,16 +150,16 @@ class Preprocessor:
                 entities.setdefault(d, []).extend((offset + e.start_char, e.text, e.label_) for e in parsed.ents)
         return sentences, entities
 
-    def _measure(self, docs: list[Document], sentences: dict) -> dict[tuple[int, int], list[_Unit]]:
+    def _measure(self, texts: list[str], sentences: dict) -> dict[tuple[int, int], list[_Unit]]:
         """Count tokens of every sentence in one batch; split sentences over the budget into pieces."""
         keys = [(key, span) for key, spans in sentences.items() for span in spans]
-        counts = self.count_tokens([docs[key[0]].text[s:e] for key, (s, e) in keys])
+        counts = self.count_tokens([texts[key[0]][s:e] for key, (s, e) in keys])
         units: dict[tuple[int, int], list[_Unit]] = {key: [] for key in sentences}
         for ((d, b), (s, e)), n in zip(keys, counts):
             if n <= self.config.max_tokens:
                 units[(d, b)].append(_Unit(s, e, n))
             else:
-                units[(d, b)].extend(self._split_long(docs[d].text, s, e))
+                units[(d, b)].extend(self._split_long(texts[d], s, e))
         return {key: us for key, us in units.items() if us}
 
     def _split_long(self, text: str, start: int, end: int) -> list[_Unit]:
@@ -187,7 +188,7 @@ class Preprocessor:
                 return [_Unit(s, e, n, "glued") for (s, e), n in zip(spans, counts)]
             size = max(1, math.floor(size * 0.8))
 
-    def _verify(self, docs: list[Document], chunks: list[tuple[int, int, _Unit]]) -> list[tuple[int, int, _Unit]]:
+    def _verify(self, texts: list[str], chunks: list[tuple[int, int, _Unit]]) -> list[tuple[int, int, _Unit]]:
         """Make every chunk's count the tokenizer's count of the chunk as a whole, and re-fit any chunk over budget.
 
         Sums of sentence counts equal whole-text counts for tokenizers that split on whitespace first (WordPiece,
@@ -195,24 +196,25 @@ class Preprocessor:
         """
         summed = [i for i, (*_, u) in enumerate(chunks) if u.count == "summed"]
         todo = sorted(set(summed[:_CHECK]) | {i for i, (*_, u) in enumerate(chunks) if u.count == "glued"})
-        counts = dict(zip(todo, self.count_tokens([_text(docs, chunks[i]) for i in todo])))
+        counts = dict(zip(todo, self.count_tokens([_text(texts, chunks[i]) for i in todo])))
         if any(counts[i] != chunks[i][2].n_tokens for i in summed[:_CHECK]):
-            counts = dict(enumerate(self.count_tokens([_text(docs, c) for c in chunks])))
+            counts = dict(enumerate(self.count_tokens([_text(texts, c) for c in chunks])))
         fixed = []
         for i, (d, b, unit) in enumerate(chunks):
             n = counts.get(i, unit.n_tokens)
             if n <= self.config.max_tokens:
                 fixed.append((d, b, _Unit(unit.start, unit.end, n)))
             else:
-                fixed.extend((d, b, u) for u in self._split_long(docs[d].text, unit.start, unit.end))
+                fixed.extend((d, b, u) for u in self._split_long(texts[d], unit.start, unit.end))
         return fixed
 
-    def _passages(self, docs: list[Document], chunks: list[tuple[int, int, _Unit]], entities: dict) -> list[Passage]:
+    def _passages(self, docs: list[Document], texts: list[str], chunks: list[tuple[int, int, _Unit]],
+                  entities: dict) -> list[Passage]:
         passages: list[Passage] = []
         order: dict[int, int] = {}
         for d, b, unit in chunks:
             doc, block = docs[d], docs[d].blocks[b]
-            text = doc.text[unit.start:unit.end]
+            text = texts[d][unit.start:unit.end]
             meta = {**doc.metadata, **({"section": block.section} if block.section else {}),
                     **({"page": block.page} if block.page is not None else {})}
             if d in entities:
@@ -265,8 +267,8 @@ def _merge(units: Sequence[_Unit]) -> _Unit:
     return _Unit(units[0].start, units[-1].end, sum(u.n_tokens for u in units), "glued" if glued else "summed")
 
 
-def _text(docs: list[Document], chunk: tuple[int, int, _Unit]) -> str:
-    return docs[chunk[0]].text[chunk[2].start:chunk[2].end]
+def _text(texts: list[str], chunk: tuple[int, int, _Unit]) -> str:
+    return texts[chunk[0]][chunk[2].start:chunk[2].end]
 
 
 def _block_starts(doc: Document) -> list[int]:
