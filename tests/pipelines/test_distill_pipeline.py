@@ -114,3 +114,24 @@ def test_a_round_killed_mid_training_leaves_the_active_adapter_working(kb_root, 
     assert adapted.loglikelihood(prompt, "1280 degrees") != generator.loglikelihood(prompt, "1280 degrees")
     assert main(["--kb", str(kb_root), "adapters", "rollback", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"active": None} and registry.active_path() is None
+
+
+def test_maybe_schedule_starts_one_background_round_only_when_due(tmp_path, monkeypatch):
+    import subprocess
+
+    from pipelines import distill
+
+    started = []
+    monkeypatch.setattr(subprocess, "Popen", lambda cmd, **kw: started.append(cmd))
+    root = tmp_path / "kb"
+    with KnowledgeBase.open(root, embedding={"model": "fake", "dimension": 4}, create=True) as kb:
+        log = RetrievalLog(kb.store, Settings().log)
+        _ask(log, "kiln", "q", 0)
+        settings = _settings(root)  # every_n_queries = 2
+        assert not distill.maybe_schedule(settings)
+        _ask(log, "kiln", "q", 1)
+        fd = distill._lock(kb.root)  # a round is running
+        assert not distill.maybe_schedule(settings)
+        distill._unlock(fd)
+        assert distill.maybe_schedule(settings)
+    assert len(started) == 1 and started[0][-3:] == ["distill", "--if-due", "--json"]
