@@ -55,7 +55,10 @@ class AdapterRegistry:
     """
 
     def __init__(self, kb_root: str | Path) -> None:
-        self.root = Path(kb_root).expanduser().resolve() / "adapters"
+        path = Path(kb_root).expanduser().resolve()
+        # the KB folder is expected; its ``adapters/`` sub-folder itself is accepted too
+        is_adapters = path.name == "adapters" and (path.parent / "manifest.json").is_file()
+        self.root = path if is_adapters else path / "adapters"
 
     # ---- reading ------------------------------------------------------------------------------------------------
 

@@ -61,3 +61,9 @@ def test_an_abandoned_temp_never_changes_the_active_adapter(tmp_path):
     (tmp / "manifest.json").write_text('{"id": "a2"}')  # a killed round's half-written folder
     assert reg.active()["id"] == "a1" and [m["id"] for m in reg.list()] == ["a1"]
     assert reg.clean_temps() == 1 and not tmp.exists()
+
+
+def test_the_adapters_subfolder_of_a_kb_is_accepted_too(tmp_path):
+    (tmp_path / "manifest.json").write_text("{}")
+    _finish(AdapterRegistry(tmp_path), "a1", {"p1": 1.0})
+    assert AdapterRegistry(tmp_path / "adapters").active_path() == AdapterRegistry(tmp_path).active_path()
