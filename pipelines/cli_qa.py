@@ -77,7 +77,8 @@ def print_answer(answer: Answer, streamed: bool) -> None:
     if answer.citations:
         print("\nSources:")
         for c in answer.citations:
-            print(f"  [{c.marker}] {c.location}")
+            how = "" if c.kind == "marker" else "  (attributed: the answer's words are in this passage)"
+            print(f"  [{c.marker}] {c.location}{how}")
     if answer.invalid_markers:
         print(f"  (dropped citation markers outside the context: {list(answer.invalid_markers)})")
     print(f"\nanswer id {answer.id} · {answer.path} · first token {answer.timings.get('first_token_s', 0):.2f}s · "

@@ -15,6 +15,7 @@ from typing import Any
 from knowledge.kb import KnowledgeBase
 from knowledge.log import RetrievalLog, new_answer_id
 from pipelines.ingest import embedding_manifest
+from rag.attribute import attribute
 from rag.cite import resolve_citations
 from rag.config import Settings
 from rag.embed import SentenceTransformerEmbedder
@@ -133,6 +134,8 @@ class QAPipeline:
 
         def finish(text: str) -> Answer:
             citations, invalid = resolve_citations(text, prompt.context)
+            if not citations:
+                citations = attribute(text, prompt.context)
             answer = Answer(
                 id=new_answer_id(), question=question, text=text.strip(), citations=citations,
                 invalid_markers=invalid, hits=tuple(hits), context=tuple(prompt.context),

@@ -67,8 +67,8 @@ class Passage:
 
     @property
     def location(self) -> str:
-        """Human-readable place of the passage: ``file.md § Section``, ``file.pdf p. 3`` or ``file#id``."""
-        where = self.doc_id
+        """Short place of the passage: ``file.md § Section``, ``file.pdf p. 3`` or ``file.jsonl#id``."""
+        where = self.doc_id.replace("\\", "/").rsplit("/", 1)[-1]
         if self.metadata.get("page") is not None:
             where += f" p. {self.metadata['page']}"
         if self.metadata.get("section"):
@@ -89,13 +89,18 @@ class Hit:
 
 @dataclass(frozen=True)
 class Citation:
-    """A ``[n]`` marker in an answer, resolved to the passage that was given to the model as number ``n``."""
+    """An answer's reference to the passage that was given to the model as number ``n``.
+
+    Small models often omit ``[n]`` markers; then sentences of the answer are attributed to the passage that
+    supports them (``kind = "attributed"``), so every answer's claims can still be checked against a source.
+    """
 
     marker: int
     passage_id: str
     source: str
     location: str
     score: float
+    kind: str = "marker"  # "marker": the model wrote [n]; "attributed": matched afterwards (see rag.attribute)
 
 
 @dataclass(frozen=True)

@@ -46,3 +46,19 @@ def generator():
     gen = HFGenerator(GenerationConfig(max_new_tokens=48))
     gen.model  # noqa: B018
     return gen
+
+
+@pytest.fixture(scope="session")
+def sample_kb(tmp_path_factory, embedder):
+    """The bundled sample corpus ingested once with the real embedder; tests must not modify it."""
+    from pathlib import Path
+
+    from pipelines.ingest import IngestPipeline
+    from rag.config import Settings
+
+    kb = tmp_path_factory.mktemp("sample") / "kb"
+    sample = Path(__file__).resolve().parents[1] / "knowledge" / "sample"
+    settings = Settings().override({"kb.path": str(kb), "ingest.show_progress": False})
+    report = IngestPipeline.from_config(settings, embedder=embedder).run([sample])
+    assert not report.failed, report.failed
+    return kb

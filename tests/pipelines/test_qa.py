@@ -1,0 +1,113 @@
+"""The QA pipeline end to end with the real bundled embedder and LLM on the sample corpus."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from knowledge.log import RetrievalLog
+from pipelines.qa import QAPipeline
+from rag.config import Settings
+from rag.errors import ContextOverflowError, EmptyKnowledgeBaseError, IndexMismatchError
+from rag.types import Filters
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def kb_copy(tmp_path, sample_kb):
+    """A private copy of the sample KB (the log is written into it)."""
+    target = tmp_path / "kb"
+    shutil.copytree(sample_kb, target)
+    return target
+
+
+@pytest.fixture
+def qa(kb_copy, embedder, generator):
+    settings = Settings().override({"kb.path": str(kb_copy), "generation.max_new_tokens": 64})
+    pipe = QAPipeline.from_config(settings, embedder=embedder, generator=generator)
+    yield pipe
+    pipe.close()
+
+
+def test_answer_states_the_fact_and_cites_its_passage(qa):
+    answer = qa.ask("What temperature does the Velmora kiln reach?")
+    assert "1,340" in answer.text or "1340" in answer.text
+    cited_sources = {Path(c.source).name for c in answer.citations}
+    context_sources = [Path(h.passage.source).name for h in answer.context]
+    assert context_sources[0] == "velmora_ceramics.md"
+    assert "velmora_ceramics.md" in cited_sources or not answer.citations
+    assert answer.path == "rag" and answer.timings["total_s"] >= answer.timings["first_token_s"] > 0
+    assert answer.tokens["prompt"] > 0 and answer.tokens["completion"] > 0
+
+
+def test_retrieval_finds_known_facts_in_each_format(qa):
+    cases = {
+        "How tall is the Gull Point lighthouse?": "gull_point_lighthouse.html",
+        "How much electricity did the turbines on Ben Corrie generate in 2023?": "energy_cooperative_report_2023.pdf",
+        "When was Aubrey Academy opened and who was its first teacher?": "school_history.txt",
+        "How many boats does the fishing cooperative have?": "fishing_cooperative.markdown",
+    }
+    for question, source in cases.items():
+        top = qa.retriever.retrieve(question, k=3)
+        assert source in [Path(h.passage.source).name for h in top], question
+
+
+def test_filters_restrict_both_retrievers(qa):
+    hits = qa.retriever.retrieve("puffin pairs", k=5, filters=Filters(tags=("wildlife",)))
+    assert hits and all("wildlife" in h.passage.metadata.get("tags", []) for h in hits)
+    hits = qa.retriever.retrieve("puffin pairs", k=5, filters=Filters(source="*island_geography.md"))
+    assert hits and all(h.passage.source.endswith("island_geography.md") for h in hits)
+
+
+def test_every_ask_is_logged_and_counted(qa):
+    answer = qa.ask("How long does the ferry crossing take?")
+    qa.ask("How long does the ferry crossing take?", log=False)
+    usage = {u.passage_id: u for u in RetrievalLog(qa.kb.store, qa.settings.log).usage()}
+    assert set(usage) == {h.passage.id for h in answer.hits}
+    assert all(u.total_hits == 1 for u in usage.values())
+    answer.feedback(good=False, correction="2 h 15 min")
+    assert RetrievalLog(qa.kb.store, qa.settings.log).corrections()[0][2] == "2 h 15 min"
+
+
+def test_closed_book_and_streaming(qa):
+    stream = qa.ask_stream("Who built the Gull Point lighthouse?")
+    pieces = list(stream)
+    assert len(pieces) > 1 and "".join(pieces).strip() == stream.answer.text
+    closed = qa.ask("Who built the Gull Point lighthouse?", retrieval=False)
+    assert closed.path == "closed" and closed.hits == () and closed.citations == ()
+
+
+def test_bad_questions_are_typed_errors(qa):
+    with pytest.raises(ValueError, match="empty"):
+        qa.ask("   ")
+    with pytest.raises(ContextOverflowError):
+        qa.ask("why " * 20000)
+
+
+def test_missing_kb_and_other_embedder(tmp_path, kb_copy, embedder, generator):
+    with pytest.raises(EmptyKnowledgeBaseError, match="rag ingest"):
+        QAPipeline.from_config(Settings(), kb=tmp_path / "nothing", embedder=embedder, generator=generator)
+    other = Settings().override({"kb.path": str(kb_copy), "embedding.model": str(tmp_path)})
+    with pytest.raises(IndexMismatchError, match="rag reindex"):
+        QAPipeline.from_config(other, embedder=embedder, generator=generator)
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "pipelines.cli", "--kb", str(tmp_path / "none"), "ask", "hi"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "rag ingest" in out.stderr
+
+
+def test_cli_ask_json(kb_copy):
+    out = subprocess.run([sys.executable, "-m", "pipelines.cli", "--kb", str(kb_copy), "ask", "--json",
+                          "How many rooms does the Harbour Inn have?"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert {"answer", "citations", "hits", "timings"} <= set(data)
+    assert Path(data["hits"][0]["source"]).name == "visitor_guide.md"
