@@ -181,7 +181,7 @@ class EvalJob:
                 continue
             with_adapter = mode.endswith("+adapter")
             if with_adapter not in pipes:
-                pipes[with_adapter] = self.pipeline_factory(self.settings, kb, self.adapter if with_adapter else None)
+                pipes[with_adapter] = _warm_up(self.pipeline_factory(self.settings, kb, self.adapter if with_adapter else None))
             self._run_mode(pipes[with_adapter], mode, todo, scoring, writer)
         for pipe in pipes.values():
             getattr(pipe, "close", lambda: None)()
@@ -247,6 +247,13 @@ def _primary(modes: Sequence[str]) -> str:
         if mode in modes:
             return mode
     return modes[0]
+
+
+def _warm_up(pipe: EvalPipeline) -> EvalPipeline:
+    """Load the lazy models now, so that loading time is not counted as the first batch's latency."""
+    for part in (pipe.generator, getattr(pipe.retriever, "embedder", None)):
+        getattr(part, "model", None)
+    return pipe
 
 
 def _seed_everything(seed: int) -> None:
