@@ -118,7 +118,7 @@ class QAPipeline:
             from knowledge.distill.adapters import AdapterRegistry
 
             ids = [h.passage.id for h in hits]
-            if AdapterRegistry(self.kb.root / "adapters").covers(ids, self.settings.distill.auto_confidence):
+            if AdapterRegistry(self.kb.root).covers(ids, self.settings.distill.auto_confidence):
                 return "closed"
         return "rag"
 
@@ -223,7 +223,7 @@ def _active_adapter(kb_root: Path) -> str | None:
         from knowledge.distill.adapters import AdapterRegistry
     except ImportError:
         return None
-    path = AdapterRegistry(kb_root / "adapters").active_path()
+    path = AdapterRegistry(kb_root).active_path()
     return str(path) if path else None
 
 
