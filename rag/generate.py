@@ -1,0 +1,308 @@
+"""Transformers chat generator: GGUF -> safetensors cache, manual KV-cache decoding, streaming, LoRA adapters.
+
+The bundled SmolLM2 ships as a GGUF file. Dequantising it takes seconds, so the first load writes a plain
+safetensors copy under ``GenerationConfig.cache_dir`` and later loads read that. Decoding is fp32 (faster than
+bf16 per token on CPU). ``bf16_prefill=True`` prefills the prompt with a bf16 copy (about 3x faster on CPUs with
+native bf16) and decodes in fp32 from the converted KV cache; it is opt-in because its greedy answers differ from
+the fp32 ones on a few prompts in ten (near-tied tokens flip), see bench/answer.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rag.config import GenerationConfig
+from rag.errors import ModelLoadError
+from rag.models import BUNDLED_LLMS, cpu_has_fast_bf16, offline_env, resolve_local
+
+MAX_CONTEXT = 8192
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def gguf_cache_dir(config: GenerationConfig, gguf: Path) -> Path:
+    """Cache folder of the safetensors copy of ``gguf``, keyed by model id and the file's size and mtime."""
+    stat = gguf.stat()
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", config.model).strip("_")
+    return Path(config.cache_dir).expanduser() / "llm" / f"{slug}-{stat.st_size}-{int(stat.st_mtime)}"
+
+
+def _convert_gguf(gguf: Path, target: Path) -> None:
+    """Dequantise ``gguf`` once into a clean safetensors model folder, written atomically."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    quantised = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    # a GGUF-loaded model refuses save_pretrained; rebuild a plain one from its config and weights
+    cfg = copy.deepcopy(quantised.config)
+    if hasattr(cfg, "quantization_config"):
+        delattr(cfg, "quantization_config")
+    clean = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    clean.load_state_dict(quantised.state_dict())
+    clean.generation_config = quantised.generation_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
+    try:
+        clean.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        source = {"gguf": str(gguf), "size": gguf.stat().st_size, "mtime": gguf.stat().st_mtime}
+        (tmp / "source.json").write_text(json.dumps(source, indent=2), encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (target / "source.json").is_file():  # another process may have won the rename
+            raise
+
+
+def model_folder(config: GenerationConfig) -> str:
+    """Something ``from_pretrained`` loads offline: the safetensors cache of a GGUF, a local folder or a hub id."""
+    offline_env(config.allow_downloads)
+    where = resolve_local(config.model, BUNDLED_LLMS, config.allow_downloads)
+    if not where.endswith(".gguf"):
+        return where
+    gguf = Path(where)
+    target = gguf_cache_dir(config, gguf)
+    if not (target / "source.json").is_file():
+        try:
+            _convert_gguf(gguf, target)
+        except Exception as exc:  # noqa: BLE001 - any conversion failure becomes one clear error
+            raise ModelLoadError(f"cannot convert GGUF model {gguf}: {_first_line(exc)}") from exc
+    return str(target)
+
+
+def load_base(config: GenerationConfig) -> tuple[Any, Any]:
+    """Load the un-adapted fp32 model and its tokenizer (used by the generator and the distillation trainer)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = model_folder(config)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, trust_remote_code=False)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(f"cannot load LLM '{config.model}' from {folder}: {_first_line(exc)}") from exc
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model.eval(), tokenizer
+
+
+def apply_adapter(base: Any, folder: str | Path) -> Any:
+    """A copy of ``base`` with the LoRA adapter in ``folder`` merged in; ``ModelLoadError`` if it is not one."""
+    from peft import PeftModel
+
+    path = Path(folder).expanduser()
+    if not (path / "adapter_config.json").is_file():
+        raise ModelLoadError(f"not a LoRA adapter folder (no adapter_config.json): {path}")
+    try:
+        peft_model = PeftModel.from_pretrained(copy.deepcopy(base), str(path), is_trainable=False)
+        return peft_model.merge_and_unload().eval()
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(f"cannot load LoRA adapter {path}: {_first_line(exc)}") from exc
+
+
+class HFGenerator:
+    """A chat LLM loaded with transformers; implements ``rag.types.Generator``.
+
+    Example:
+        >>> gen = HFGenerator(GenerationConfig(max_new_tokens=16))
+        >>> prompt = gen.render([{"role": "user", "content": "What is the capital of France?"}])
+        >>> "Paris" in gen.generate(prompt)
+        True
+    """
+
+    def __init__(self, config: GenerationConfig, adapter: str | None = None, *, bf16_prefill: bool = False) -> None:
+        self.config = config
+        self.bf16_prefill = bf16_prefill
+        self.model_id = config.model
+        self.adapter_path = adapter if adapter is not None else config.adapter
+        self.adapter_id = Path(self.adapter_path).name if self.adapter_path else None
+        self.last_stats: dict[str, float] = {}
+
+    # ---- loading --------------------------------------------------------------------------------------------
+
+    @cached_property
+    def _base(self) -> tuple[Any, Any]:
+        return load_base(self.config)
+
+    def base_model(self) -> Any:
+        """The un-adapted fp32 model (shared, do not modify in place)."""
+        return self._base[0]
+
+    @cached_property
+    def tokenizer(self) -> Any:  # noqa: ANN401 - a transformers tokenizer, imported lazily
+        return self._base[1]
+
+    @cached_property
+    def model(self) -> Any:
+        """The model that decodes: the base with the adapter merged in, in the decode dtype."""
+        model = self.base_model()
+        if self.adapter_path:
+            model = apply_adapter(model, self.adapter_path)
+        if self.config.dtype == "bfloat16":
+            model = (copy.deepcopy(model) if model is self.base_model() else model).to(torch.bfloat16)
+        return model
+
+    @property
+    def prefill_bf16(self) -> bool:
+        """True when a bf16 copy prefills the prompt while decoding stays fp32 (opt-in, CPUs with fast bf16)."""
+        return self.bf16_prefill and self.config.dtype != "bfloat16" and cpu_has_fast_bf16()
+
+    @cached_property
+    def prefill_model(self) -> Any:
+        if not self.prefill_bf16:
+            return self.model
+        return copy.deepcopy(self.model).to(torch.bfloat16)
+
+    # ---- Generator protocol ---------------------------------------------------------------------------------
+
+    @property
+    def context_window(self) -> int:
+        if self.config.context_window:
+            return self.config.context_window
+        return min(int(getattr(self.model.config, "max_position_embeddings", MAX_CONTEXT)), MAX_CONTEXT)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` as the model sees it (a rendered prompt already holds its special tokens)."""
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def render(self, messages: Sequence[Mapping[str, str]]) -> str:
+        """Render chat messages with the model's template, ending where the assistant starts to answer."""
+        return self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
+
+    def generate(self, prompt: str, **overrides: Any) -> str:
+        """The answer to a rendered prompt; overrides: ``max_new_tokens``, ``temperature``, ``top_p``."""
+        ids = list(self._decode(prompt, overrides))
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def stream(self, prompt: str, **overrides: Any) -> Iterator[str]:
+        """Yield the answer's text as it is generated; the pieces join to ``generate(prompt)``."""
+        ids: list[int] = []
+        sent = ""
+        for token in self._decode(prompt, overrides):
+            ids.append(token)
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            if text.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
+                continue
+            if len(text) > len(sent):
+                yield text[len(sent) :]
+                sent = text
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        if len(text) > len(sent):
+            yield text[len(sent) :]
+
+    # ---- decoding -------------------------------------------------------------------------------------------
+
+    def _settings(self, overrides: Mapping[str, Any]) -> tuple[int, float, float]:
+        unknown = set(overrides) - {"max_new_tokens", "temperature", "top_p"}
+        if unknown:
+            raise ValueError(f"unknown generation override(s): {sorted(unknown)}")
+        max_new = int(overrides.get("max_new_tokens", self.config.max_new_tokens))
+        temperature = float(overrides.get("temperature", self.config.temperature))
+        top_p = float(overrides.get("top_p", self.config.top_p))
+        if max_new <= 0 or temperature < 0 or not 0 < top_p <= 1:
+            raise ValueError(f"need max_new_tokens > 0, temperature >= 0, 0 < top_p <= 1; got {max_new}, {temperature}, {top_p}")
+        return max_new, temperature, top_p
+
+    @cached_property
+    def _stop_ids(self) -> set[int]:
+        ids = self.model.generation_config.eos_token_id
+        stops = set(ids if isinstance(ids, list) else [ids]) | {self.tokenizer.eos_token_id}
+        return stops - {None}
+
+    def _decode(self, prompt: str, overrides: Mapping[str, Any]) -> Iterator[int]:
+        """Yield new token ids: prefill (bf16 when enabled), then one fp32 step per token with the KV cache."""
+        max_new, temperature, top_p = self._settings(overrides)
+        rng = torch.Generator().manual_seed(self.config.seed) if temperature > 0 else None
+        input_ids = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+        start = time.perf_counter()
+        stats = {"prompt_tokens": input_ids.shape[1], "completion_tokens": 0, "first_token_s": 0.0, "total_s": 0.0}
+        self.last_stats = stats
+        with torch.inference_mode():
+            logits, cache = self._prefill(input_ids)
+            for step in range(max_new):
+                token = _pick(logits, temperature, top_p, rng)
+                if step == 0:
+                    stats["first_token_s"] = time.perf_counter() - start
+                if token in self._stop_ids:
+                    break
+                stats["completion_tokens"] += 1
+                stats["total_s"] = time.perf_counter() - start
+                yield token
+                if step + 1 < max_new:
+                    out = self.model(input_ids=torch.tensor([[token]]), cache=cache, use_cache=True)
+                    logits, cache = out.logits[0, -1].float(), out.cache
+        stats["total_s"] = time.perf_counter() - start
+
+    def _prefill(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        out = self.prefill_model(input_ids=input_ids, use_cache=True, logits_to_keep=1)
+        cache = out.cache
+        if self.prefill_model is not self.model:
+            dtype = next(self.model.parameters()).dtype
+            for layer in cache.layers:
+                layer.keys, layer.values = layer.keys.to(dtype), layer.values.to(dtype)
+        return out.logits[0, -1].float(), cache
+
+    # ---- batch and scoring (evaluation) ---------------------------------------------------------------------
+
+    def generate_batch(self, prompts: Sequence[str], **overrides: Any) -> list[str]:
+        """Greedy (or sampled) answers to many rendered prompts at once, left-padded; same settings as generate."""
+        if not prompts:
+            return []
+        max_new, temperature, top_p = self._settings(overrides)
+        batch = self.tokenizer(list(prompts), return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+        sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
+        if temperature > 0:
+            torch.manual_seed(self.config.seed)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            out = self.model.generate(**batch, max_new_tokens=max_new, pad_token_id=self.tokenizer.pad_token_id, **sampling)
+        new = out[:, batch["input_ids"].shape[1] :]
+        completion = int((~torch.isin(new, torch.tensor(sorted(self._stop_ids)))).sum())
+        self.last_stats = {"prompt_tokens": int(batch["attention_mask"].sum()), "completion_tokens": completion,
+                           "first_token_s": 0.0, "total_s": time.perf_counter() - start}
+        return self.tokenizer.batch_decode(new, skip_special_tokens=True)
+
+    def loglikelihood(self, prompt: str, continuation: str) -> float:
+        """Sum of the log-probabilities of ``continuation``'s tokens right after the rendered ``prompt``."""
+        prompt_ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        cont_ids = self.tokenizer(continuation, add_special_tokens=False)["input_ids"]
+        if not cont_ids:
+            raise ValueError(f"continuation has no tokens: {continuation!r}")
+        ids = torch.tensor([prompt_ids + cont_ids])
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids).logits[0, len(prompt_ids) - 1 : -1].float()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        return float(logprobs.gather(1, torch.tensor(cont_ids)[:, None]).sum())
+
+    def choose(self, prompt: str, options: Sequence[str]) -> tuple[str, dict[str, float]]:
+        """The option the model finds most likely after ``prompt``, and every option's log-likelihood."""
+        if not options:
+            raise ValueError("choose needs at least one option; got none")
+        scores = {option: self.loglikelihood(prompt, option) for option in options}
+        return max(scores, key=scores.__getitem__), scores
+
+
+def _pick(logits: torch.Tensor, temperature: float, top_p: float, rng: torch.Generator | None) -> int:
+    """Greedy when ``temperature`` is 0, else nucleus sampling from ``rng``."""
+    if temperature == 0:
+        return int(torch.argmax(logits))
+    probs = torch.softmax(logits / temperature, dim=-1)
+    sorted_probs, order = torch.sort(probs, descending=True)
+    keep = torch.cumsum(sorted_probs, dim=-1) - sorted_probs < top_p  # always keeps the top token
+    sorted_probs = sorted_probs * keep
+    choice = torch.multinomial(sorted_probs / sorted_probs.sum(), 1, generator=rng)
+    return int(order[choice])

@@ -1,0 +1,136 @@
+"""The transformers generator on the real bundled SmolLM2: cache, decoding paths, scoring, LoRA adapters, errors."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+
+import rag.generate as generate_module
+from rag.config import GenerationConfig
+from rag.errors import ModelLoadError
+from rag.generate import HFGenerator, gguf_cache_dir
+from rag.models import BUNDLED_LLMS, package_file
+
+pytestmark = pytest.mark.integration
+
+QUESTIONS = ["What is the capital of France?", "Explain photosynthesis in one sentence."]
+
+
+def _sibling(generator: HFGenerator, **changes: object) -> HFGenerator:
+    """Another generator sharing the fixture's loaded base model (no second load)."""
+    config = generator.config.model_copy(update=changes)
+    other = HFGenerator(config, adapter=changes.get("adapter"))  # type: ignore[arg-type]
+    other.__dict__["_base"] = generator._base
+    return other
+
+
+def _prompt(generator: HFGenerator, question: str) -> str:
+    return generator.render([{"role": "user", "content": question}])
+
+
+@pytest.mark.slow
+def test_gguf_cache_is_created_once_then_reused(generator, tmp_path, monkeypatch) -> None:
+    config = GenerationConfig(max_new_tokens=12, cache_dir=str(tmp_path))
+    gguf = package_file(*BUNDLED_LLMS[config.model])
+    first = HFGenerator(config)
+    first.model  # noqa: B018 - converts into tmp_path
+    folder = gguf_cache_dir(config, gguf)
+    assert (folder / "model.safetensors").is_file()
+    assert json.loads((folder / "source.json").read_text())["size"] == gguf.stat().st_size
+    assert [p.name for p in tmp_path.joinpath("llm").iterdir()] == [folder.name]  # no temp folder left behind
+
+    def no_conversion(*_: object) -> None:
+        raise AssertionError("the cache should have been reused")
+
+    monkeypatch.setattr(generate_module, "_convert_gguf", no_conversion)
+    second = HFGenerator(config)
+    prompt = _prompt(generator, QUESTIONS[0])
+    assert second.generate(prompt) == generator.generate(prompt, max_new_tokens=12)
+
+
+def test_stream_joins_to_generate_and_stats_are_filled(generator) -> None:
+    prompt = _prompt(generator, QUESTIONS[1])
+    pieces = list(generator.stream(prompt, max_new_tokens=24))
+    assert len(pieces) > 3
+    assert "".join(pieces) == generator.generate(prompt, max_new_tokens=24)
+    stats = generator.last_stats
+    assert stats["prompt_tokens"] == generator.count_tokens(prompt)
+    assert 0 < stats["completion_tokens"] <= 24
+    assert 0 < stats["first_token_s"] <= stats["total_s"]
+
+
+def test_manual_decoding_matches_transformers_greedy(generator) -> None:
+    fp32 = _sibling(generator, dtype="float32")
+    for question in QUESTIONS:
+        prompt = _prompt(generator, question)
+        ids = generator.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        with torch.inference_mode():
+            out = generator.model.generate(**ids, max_new_tokens=20, do_sample=False)
+        reference = generator.tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+        assert fp32.generate(prompt, max_new_tokens=20) == reference
+
+
+def test_generate_batch_matches_single_prompts(generator) -> None:
+    prompts = [_prompt(generator, "Name a fruit."), _prompt(generator, QUESTIONS[1])]
+    fp32 = _sibling(generator, dtype="float32")
+    assert fp32.generate_batch(prompts, max_new_tokens=12) == [fp32.generate(p, max_new_tokens=12) for p in prompts]
+
+
+def test_sampling_is_seeded(generator) -> None:
+    prompt = _prompt(generator, "Write a word.")
+    first = generator.generate(prompt, temperature=1.0, max_new_tokens=12)
+    assert generator.generate(prompt, temperature=1.0, max_new_tokens=12) == first
+    with pytest.raises(ValueError, match="unknown generation override"):
+        generator.generate(prompt, beams=2)
+
+
+def test_choose_picks_the_obvious_option(generator) -> None:
+    prompt = _prompt(generator, "What is the capital of France? Answer with one word.")
+    best, scores = generator.choose(prompt, ["Paris", "Berlin", "Tokyo"])
+    assert best == "Paris"
+    assert scores["Paris"] == generator.loglikelihood(prompt, "Paris")
+    assert all(score < 0 for score in scores.values())
+
+
+def test_context_window_and_token_count(generator) -> None:
+    assert generator.context_window == 8192
+    assert _sibling(generator, context_window=1024).context_window == 1024
+    assert generator.count_tokens("hello world") == 2
+
+
+def test_lora_adapter_changes_logits(generator, tmp_path) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(copy.deepcopy(generator.base_model()), lora).save_pretrained(tmp_path / "tiny")
+    adapted = _sibling(generator, adapter=str(tmp_path / "tiny"))
+    assert adapted.adapter_id == "tiny" and generator.adapter_id is None
+    ids = generator.tokenizer(_prompt(generator, QUESTIONS[0]), return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        base_logits = generator.model(input_ids=ids).logits
+        adapted_logits = adapted.model(input_ids=ids).logits
+        untouched = adapted.base_model()(input_ids=ids).logits
+    assert not torch.allclose(base_logits, adapted_logits, atol=1e-3)
+    assert torch.equal(base_logits, untouched)  # merging worked on a copy
+
+
+def test_bad_adapter_path_names_the_path(generator, tmp_path) -> None:
+    missing = tmp_path / "no-such-adapter"
+    with pytest.raises(ModelLoadError, match="no-such-adapter"):
+        _sibling(generator, adapter=str(missing)).model  # noqa: B018
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "adapter_config.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match="broken"):
+        _sibling(generator, adapter=str(tmp_path / "broken")).model  # noqa: B018
+
+
+def test_wrong_model_path_is_one_clear_error(tmp_path) -> None:
+    with pytest.raises(ModelLoadError, match="neither bundled nor a local path"):
+        HFGenerator(GenerationConfig(model=str(tmp_path / "missing"))).model  # noqa: B018
+    with pytest.raises(ModelLoadError) as info:
+        HFGenerator(GenerationConfig(model=str(tmp_path))).model  # noqa: B018
+    assert str(tmp_path) in str(info.value) and "\n" not in str(info.value)
