@@ -214,7 +214,7 @@ class PassageStore:
             "embedded": one("SELECT COUNT(*) FROM passages WHERE vector_id IS NOT NULL").fetchone()[0],
         }
 
-    # ---- lookups for retrieval (rag.types.PassageLookup and rag.retrieve's protocols) ----------------------------
+    # ---- lookups for retrieval (rag.retrieve.RetrievalLookup) --------------------------------------------------
 
     def get_passages(self, ids: Sequence[str]) -> dict[str, Passage]:
         """Each passage with its first occurrence (lowest source id, then document order) as its location.

@@ -64,7 +64,7 @@ class RetrievalConfig(_Section):
     mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
     k: int = Field(5, gt=0)
     candidates: int = Field(100, gt=0, description="hits taken from each retriever before fusion")
-    fusion: Literal["rrf", "weighted"] = "rrf"
+    fusion: Literal["rrf", "weighted"] = Field("weighted", description="tuned on SciFact train (bench/retrieval.py)")
     rrf_k: int = Field(60, gt=0)
     dense_weight: float = Field(0.5, ge=0, le=1, description="weight of the dense side; sparse gets 1 - this")
     dedupe_threshold: float = Field(0.95, gt=0, le=1, description="cosine above which hits are near-duplicates")

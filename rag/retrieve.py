@@ -3,7 +3,7 @@
 The retriever depends only on the protocols below, so tests pass in-memory fakes and the knowledge base passes
 its SQLite store, FAISS index and BM25 index.
 
-Filter contract: ``PassageLookup.allowed_ids(filters)`` does all metadata matching (source glob via fnmatch on
+Filter contract: ``RetrievalLookup.allowed_ids(filters)`` does all metadata matching (source glob via fnmatch on
 ``Passage.source``, every tag present in ``metadata["tags"]``, ISO ``metadata["date"]`` within the range) and
 returns the passage ids that match, or ``None`` for "no restriction". The retriever then restricts *both*
 retrievers to that set before ranking — dense via ``allowed`` vector ids, sparse via ``allowed`` passage ids — so

@@ -137,29 +137,8 @@ class Embedder(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
 
-@runtime_checkable
-class VectorIndex(Protocol):
-    """Nearest-neighbour search over vectors keyed by integer ids."""
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
-
-    def __len__(self) -> int: ...
-
-
-@runtime_checkable
-class SparseIndex(Protocol):
-    """Lexical search (BM25) over passages keyed by passage id."""
-
-    def search(self, query: str, k: int) -> list[tuple[str, float]]: ...
-
-
-@runtime_checkable
-class PassageLookup(Protocol):
-    """Reads passages back by id and resolves vector ids to passage ids."""
-
-    def get_passages(self, ids: Sequence[str]) -> dict[str, Passage]: ...
-
-    def passage_ids_for_vectors(self, vector_ids: Sequence[int]) -> dict[int, str]: ...
+# The retrieval-side protocols (vector index with filters, sparse index, passage lookup) live next to their
+# only consumer, ``rag.retrieve``.
 
 
 @runtime_checkable

@@ -53,7 +53,7 @@ def test_sparse_mode_keeps_bm25_order_and_does_not_embed() -> None:
 
 
 def test_rrf_fusion_sums_reciprocal_ranks() -> None:
-    retriever, _, _ = build(rrf_k=60)
+    retriever, _, _ = build(fusion="rrf", rrf_k=60)
     hits = retriever.retrieve("apple")
     expected = {"p0": 1 / 61 + 1 / 62, "p2": 1 / 63 + 1 / 61, "p3": 1 / 64 + 1 / 63, "p1": 1 / 62}
     assert ids(hits) == ["p0", "p2", "p3", "p1"]
@@ -78,7 +78,7 @@ def test_weighted_fusion_of_min_max_scores(weight: float, order: list[str], scor
 
 
 def test_k_limits_and_defaults_to_config() -> None:
-    retriever, _, _ = build(k=2)
+    retriever, _, _ = build(k=2, fusion="rrf")
     assert ids(retriever.retrieve("apple")) == ["p0", "p2"]
     assert ids(retriever.retrieve("apple", k=3)) == ["p0", "p2", "p3"]
 
