@@ -87,6 +87,7 @@ class GenerationConfig(_Section):
     model: str = "HuggingFaceTB/SmolLM2-135M-Instruct"
     adapter: str | None = Field(None, description="a LoRA adapter folder; default: the KB's active adapter")
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    prefill_dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     max_new_tokens: int = Field(128, gt=0)
     temperature: float = Field(0.0, ge=0, description="0 = greedy")
     top_p: float = Field(1.0, gt=0, le=1)

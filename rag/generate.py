@@ -2,9 +2,10 @@
 
 The bundled SmolLM2 ships as a GGUF file. Dequantising it takes seconds, so the first load writes a plain
 safetensors copy under ``GenerationConfig.cache_dir`` and later loads read that. Decoding is fp32 (faster than
-bf16 per token on CPU). ``bf16_prefill=True`` prefills the prompt with a bf16 copy (about 3x faster on CPUs with
-native bf16) and decodes in fp32 from the converted KV cache; it is opt-in because its greedy answers differ from
-the fp32 ones on a few prompts in ten (near-tied tokens flip), see bench/answer.py.
+bf16 per token on CPU). With ``prefill_dtype = "auto"`` (or ``bf16_prefill=True``) the prompt is prefilled by a
+bf16 copy (about 3x faster first token on CPUs with native bf16) and decoding continues in fp32 from the converted
+KV cache. Output stays deterministic, but greedy answers differ from pure fp32 ones on a few prompts in ten
+(near-tied tokens flip), see bench/answer.py; set ``prefill_dtype = "float32"`` for pure fp32.
 """
 
 from __future__ import annotations
@@ -124,8 +125,10 @@ class HFGenerator:
         True
     """
 
-    def __init__(self, config: GenerationConfig, adapter: str | None = None, *, bf16_prefill: bool = False) -> None:
+    def __init__(self, config: GenerationConfig, adapter: str | None = None, *, bf16_prefill: bool | None = None) -> None:
         self.config = config
+        if bf16_prefill is None:  # "auto": bf16 prefill only where the CPU has native bf16 (3x faster first token)
+            bf16_prefill = config.prefill_dtype == "bfloat16" or (config.prefill_dtype == "auto" and cpu_has_fast_bf16())
         self.bf16_prefill = bf16_prefill
         self.model_id = config.model
         self.adapter_path = adapter if adapter is not None else config.adapter
@@ -158,8 +161,8 @@ class HFGenerator:
 
     @property
     def prefill_bf16(self) -> bool:
-        """True when a bf16 copy prefills the prompt while decoding stays fp32 (opt-in, CPUs with fast bf16)."""
-        return self.bf16_prefill and self.config.dtype != "bfloat16" and cpu_has_fast_bf16()
+        """True when a bf16 copy prefills the prompt while decoding stays fp32."""
+        return self.bf16_prefill and self.config.dtype != "bfloat16"
 
     @cached_property
     def prefill_model(self) -> Any:

@@ -63,7 +63,7 @@ def test_stream_joins_to_generate_and_stats_are_filled(generator) -> None:
 
 
 def test_manual_decoding_matches_transformers_greedy(generator) -> None:
-    fp32 = _sibling(generator, dtype="float32")
+    fp32 = _sibling(generator, dtype="float32", prefill_dtype="float32")
     for question in QUESTIONS:
         prompt = _prompt(generator, question)
         ids = generator.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
@@ -75,7 +75,7 @@ def test_manual_decoding_matches_transformers_greedy(generator) -> None:
 
 def test_generate_batch_matches_single_prompts(generator) -> None:
     prompts = [_prompt(generator, "Name a fruit."), _prompt(generator, QUESTIONS[1])]
-    fp32 = _sibling(generator, dtype="float32")
+    fp32 = _sibling(generator, dtype="float32", prefill_dtype="float32")
     assert fp32.generate_batch(prompts, max_new_tokens=12) == [fp32.generate(p, max_new_tokens=12) for p in prompts]
 
 
