@@ -295,8 +295,23 @@ class HFGenerator:
         """The option the model finds most likely after ``prompt``, and every option's log-likelihood."""
         if not options:
             raise ValueError("choose needs at least one option; got none")
-        scores = {option: self.loglikelihood(prompt, option) for option in options}
+        prompt_ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        with torch.inference_mode():  # one pass over the shared prompt; options only extend its KV cache
+            out = self.model(input_ids=torch.tensor([prompt_ids]), use_cache=True, logits_to_keep=1)
+            first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+            scores = {option: self._option_score(option, first, out.cache) for option in options}
         return max(scores, key=scores.__getitem__), scores
+
+    def _option_score(self, option: str, first: torch.Tensor, cache: Any) -> float:
+        ids = self.tokenizer(option, add_special_tokens=False)["input_ids"]
+        if not ids:
+            raise ValueError(f"option has no tokens: {option!r}")
+        score = float(first[ids[0]])
+        if len(ids) > 1:
+            out = self.model(input_ids=torch.tensor([ids[:-1]]), cache=copy.deepcopy(cache), use_cache=True)
+            rest = torch.log_softmax(out.logits[0].float(), dim=-1)
+            score += float(rest.gather(1, torch.tensor(ids[1:])[:, None]).sum())
+        return score
 
 
 def _pick(logits: torch.Tensor, temperature: float, top_p: float, rng: torch.Generator | None) -> int:

@@ -134,3 +134,10 @@ def test_wrong_model_path_is_one_clear_error(tmp_path) -> None:
     with pytest.raises(ModelLoadError) as info:
         HFGenerator(GenerationConfig(model=str(tmp_path))).model  # noqa: B018
     assert str(tmp_path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_choose_shares_the_prompt_pass_without_changing_scores(generator) -> None:
+    prompt = _prompt(generator, "Is the sky blue on a clear day? Answer yes, no or maybe.")
+    _, scores = generator.choose(prompt, ["yes", "no", "maybe not"])
+    for option, score in scores.items():
+        assert score == pytest.approx(generator.loglikelihood(prompt, option), abs=1e-3)
