@@ -45,6 +45,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                "name": args.name, "adapter": args.adapter, "format": args.format, "scoring": args.scoring,
                "resume": args.resume}
     progress = not (args.no_progress or args.json)
+    if not progress:
+        settings = settings.override({"ingest.show_progress": False})
     if args.job:
         if args.dataset:
             options["dataset"] = str(Path(args.dataset).resolve())
