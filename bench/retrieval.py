@@ -1,7 +1,7 @@
 """Retrieval quality through the real path: ingest a BEIR-layout corpus into a KB, then nDCG@10 per mode/fusion.
 
 Usage:
-    .venv/bin/python bench/retrieval.py --data /work/shared/data/scifact --kb /tmp/scifact-kb --split test
+    .venv/bin/python bench/retrieval.py --kb /tmp/scifact-kb --split test
 
 The corpus goes through ``IngestPipeline`` (chunking, embedding, FAISS, BM25) and queries through
 ``HybridRetriever.retrieve_batch``, so this measures what users get. A document's rank is the rank of its best
@@ -62,13 +62,13 @@ def run_variant(retriever: HybridRetriever, queries: dict[str, str], k: int, bat
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path("/work/shared/data/scifact"))
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact")
     parser.add_argument("--kb", type=Path, default=Path("/tmp/scifact-kb"))
     parser.add_argument("--split", default="test")
     parser.add_argument("--config", type=Path, default=None, help="a config.toml; default settings otherwise")
     parser.add_argument("--k", type=int, default=100, help="passages retrieved per query")
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "retrieval.json")
     args = parser.parse_args(argv)
 
     settings = load_settings(args.config).override({"kb.path": str(args.kb), "ingest.show_progress": False})

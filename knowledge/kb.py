@@ -54,6 +54,7 @@ class KnowledgeBase:
         self.retrieval_config = retrieval_config
         self._lock = lock
         self.store = PassageStore(root / "kb.sqlite")
+        self._loaded_stamp = self._stamp()
 
     # ---- opening ------------------------------------------------------------------------------------------------
 
@@ -111,6 +112,23 @@ class KnowledgeBase:
         from knowledge.sparse import BM25Index
 
         return BM25Index(self.root / "bm25", self.retrieval_config, texts_for=self.store.live_texts)
+
+    def refresh(self) -> bool:
+        """For long-lived readers: reload FAISS and BM25 when a writer saved new versions (both are replaced
+        atomically, so a reader sees either the old or the new file). Returns True when something was reloaded."""
+        stamp = self._stamp()
+        if stamp == self._loaded_stamp:
+            return False
+        self.__dict__.pop("vectors", None)
+        self.__dict__.pop("bm25", None)
+        self._loaded_stamp = stamp
+        return True
+
+    def _stamp(self) -> tuple[int, int]:
+        def mtime(path: Path) -> int:
+            return path.stat().st_mtime_ns if path.exists() else 0
+
+        return mtime(self.root / "vectors.faiss"), mtime(self.root / "bm25" / "CURRENT")
 
     def update_manifest(self, **fields: Any) -> None:
         self.manifest.update(fields)

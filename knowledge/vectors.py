@@ -126,7 +126,13 @@ class FaissVectorIndex:
     def reconstruct(self, ids: np.ndarray) -> np.ndarray:
         if self.kind == "ivf":
             faiss.extract_index_ivf(self.index.index).make_direct_map()
-        return np.vstack([self.index.reconstruct(int(i)) for i in ids]).astype(np.float32)
+        out = np.zeros((len(ids), self.dimension), dtype=np.float32)
+        for row, i in enumerate(ids):
+            try:
+                out[row] = self.index.reconstruct(int(i))
+            except RuntimeError:  # an id a writer added after this reader loaded the file: leave zeros
+                pass
+        return out
 
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` (scores, ids) per query; ``allowed`` restricts the search to those vector ids; -1 pads."""

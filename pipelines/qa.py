@@ -103,6 +103,8 @@ class QAPipeline:
             check_dimension(self.kb, self.embedder)
             self._checked = True
         t0 = time.perf_counter()
+        if retrieval and self.kb.refresh():  # an ingest saved new vectors or BM25 segments since the last ask
+            self.retriever.dense, self.retriever.sparse = self.kb.vectors, self.kb.bm25
         hits = self.retriever.retrieve(question, k, filters) if retrieval else []
         t1 = time.perf_counter()
         path = "rag" if retrieval and self._route(hits) == "rag" else "closed"

@@ -85,3 +85,20 @@ def test_identical_passages_are_stored_once_and_located_at_first_occurrence(tmp_
         kb.store.delete_sources(["/src/a.txt"])
         assert kb.store.orphans() == []
         assert kb.store.get_passages([a[0].id])[a[0].id].source == "/src/b.txt"
+
+
+def test_a_long_lived_reader_picks_up_what_a_writer_saved(tmp_path):
+    with KnowledgeBase.open(tmp_path / "kb", EMB, write=True, create=True) as kb:
+        _fill(kb, ["alpha one."])
+    reader = KnowledgeBase.open(tmp_path / "kb", EMB)
+    try:
+        assert len(reader.vectors) == 1 and reader.refresh() is False
+        with KnowledgeBase.open(tmp_path / "kb", EMB, write=True) as kb:
+            new = _fill(kb, ["beta two."], path="/src/b.txt")
+        # before refreshing, vectors the reader has not loaded yet reconstruct as zeros instead of failing
+        missing = reader.vectors.reconstruct(np.array([reader.store.vector_ids_for([new[0].id])[new[0].id]]))
+        assert not missing.any()
+        assert reader.refresh() is True
+        assert len(reader.vectors) == 2 and reader.bm25.search("beta", 1)[0][0] == new[0].id
+    finally:
+        reader.close()
