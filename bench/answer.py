@@ -28,7 +28,7 @@ from rag.generate import HFGenerator  # noqa: E402
 from rag.prompt import PromptBuilder  # noqa: E402
 from rag.types import Hit, Passage  # noqa: E402
 
-DATA = Path("/work/shared/data/scifact")
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"  # ../shared beside the project
 STRATEGIES = {"float32": "fp32 prefill and decode (default)", "bf16-prefill": "bf16 prefill, fp32 decode (opt-in)"}
 
 

@@ -34,7 +34,7 @@ from rag.config import Settings  # noqa: E402
 from rag.generate import HFGenerator  # noqa: E402
 from rag.types import Answer, Hit, Passage, content_hash  # noqa: E402
 
-DATA = Path("/work/shared/data/scifact")
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"  # ../shared beside the project
 LABELS = ("SUPPORT", "CONTRADICT")
 ASK = "Is the following claim supported or contradicted by the research? Answer SUPPORT or CONTRADICT.\nClaim: {}"
 

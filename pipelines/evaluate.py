@@ -1,7 +1,7 @@
 """`rag eval`: a batch evaluation job — retrieval, answers and distillation — with a run folder of results.
 
 Example:
-    >>> report = EvalJob("/work/shared/data/scifact", Settings(), modes=["sparse", "hybrid"]).run()  # doctest: +SKIP
+    >>> report = EvalJob("../shared/data/scifact", Settings(), modes=["sparse", "hybrid"]).run()  # doctest: +SKIP
     >>> report.metrics["hybrid/ndcg@10"]  # doctest: +SKIP
     0.69
 """
