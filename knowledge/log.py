@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS ask_hits(
     ask_id TEXT NOT NULL, passage_id TEXT NOT NULL, rank INTEGER NOT NULL, score REAL, cited INTEGER NOT NULL,
     PRIMARY KEY(ask_id, passage_id));
 CREATE INDEX IF NOT EXISTS ask_hits_passage ON ask_hits(passage_id);
+CREATE INDEX IF NOT EXISTS asks_ts ON asks(ts);
 CREATE TABLE IF NOT EXISTS passage_usage(
     passage_id TEXT PRIMARY KEY, hits_growth REAL NOT NULL, cited_growth REAL NOT NULL, bad_growth REAL NOT NULL,
     hits INTEGER NOT NULL, cited INTEGER NOT NULL, last_ts REAL NOT NULL);

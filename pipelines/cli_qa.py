@@ -97,18 +97,7 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print()
         print_answer(stream.answer, streamed=True)
-    _maybe_schedule(settings)
     return 0
-
-
-def _maybe_schedule(settings: Settings) -> None:
-    if not settings.distill.schedule_in_background:
-        return
-    try:
-        from pipelines.distill import maybe_schedule
-    except ImportError:
-        return
-    maybe_schedule(settings)
 
 
 def _summarize(args: argparse.Namespace, settings: Settings) -> int:

@@ -150,9 +150,17 @@ class QAPipeline:
             )
             if log:
                 self.log.record(answer)
+                self._schedule_distillation()
             return answer
 
         return AnswerStream(pieces(), finish)
+
+    def _schedule_distillation(self) -> None:
+        """With ``distill.schedule_in_background``, a due round starts in a background process (never blocks)."""
+        if self.settings.distill.schedule_in_background:
+            from pipelines.distill import maybe_schedule
+
+            maybe_schedule(self.settings)
 
     def feedback(self, answer_id: str, good: bool, correction: str | None = None) -> None:
         """Store a person's verdict on an answer (bad answers lower their passages' weight in distillation)."""

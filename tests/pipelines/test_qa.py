@@ -111,3 +111,22 @@ def test_cli_ask_json(kb_copy):
     data = json.loads(out.stdout)
     assert {"answer", "citations", "hits", "timings"} <= set(data)
     assert Path(data["hits"][0]["source"]).name == "visitor_guide.md"
+
+
+def test_summarize_a_source_cites_only_that_source(qa):
+    source = next(p for p in (ROOT / "knowledge" / "sample").iterdir() if p.name == "ferry_service.txt")
+    summary = qa.summarize(source=str(source))
+    assert summary.text and {h.passage.source for h in summary.context} == {str(source)}
+    assert all(c.source == str(source) for c in summary.citations)
+    with pytest.raises(ValueError, match="not in the knowledge base"):
+        qa.summarize(source=str(ROOT / "README.md"))
+
+
+def test_chat_condenses_a_follow_up_before_retrieval(qa, monkeypatch):
+    seen = []
+    real = qa.retriever.retrieve
+    monkeypatch.setattr(qa.retriever, "retrieve", lambda q, k=None, *a, **kw: seen.append(q) or real(q, k, *a, **kw))
+    history = [("Who built the Gull Point lighthouse?", "David Arrol built it in 1871.")]
+    answer = qa.chat("How tall is it?", history)
+    assert seen and seen[0] != "How tall is it?"  # the standalone query, not the bare follow-up
+    assert answer.question == "How tall is it?" and answer.context
