@@ -39,7 +39,8 @@ def run_ours(corpus: Path) -> dict:
     with open(corpus, encoding="utf-8") as fh:
         docs = sum(1 for line in fh if line.strip())
     return {"docs": docs, "passages": report.passages, "embedded": report.embedded, "seconds": seconds,
-            "failed": report.failed, "peak_rss_mb": _peak_rss_mb()}
+            "failed": report.failed, "peak_rss_mb": _peak_rss_mb(), "kb": kb,
+            "settings": {"preprocess": settings.preprocess.model_dump(), "embedding": settings.embedding.model_dump()}}
 
 
 def run_llamaindex(corpus: Path) -> dict:

@@ -35,8 +35,8 @@ class IngestConfig(_Section):
 
 class PreprocessConfig(_Section):
     spacy_model: str = Field("blank", description="'blank' = spacy.blank('en') + sentencizer, or an installed pipeline")
-    max_tokens: int = Field(200, ge=16, description="chunk budget in embedding-model tokens")
-    overlap_sentences: int = Field(1, ge=0)
+    max_tokens: int = Field(224, ge=16, description="chunk budget in embedding-model tokens")
+    overlap_sentences: int = Field(0, ge=0)
     embed_title: bool = True
     embed_section: bool = True
     extract_entities: bool = True
