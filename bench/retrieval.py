@@ -20,7 +20,7 @@ from ir_measures import R, nDCG
 
 from knowledge.kb import KnowledgeBase
 from pipelines.ingest import IngestPipeline, embedding_manifest
-from rag.config import Settings, load_settings
+from rag.config import load_settings
 from rag.embed import SentenceTransformerEmbedder
 from rag.retrieve import HybridRetriever
 

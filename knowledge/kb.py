@@ -93,8 +93,7 @@ class KnowledgeBase:
     def close(self) -> None:
         self.store.close()
         if self._lock is not None:
-            fcntl.flock(self._lock, fcntl.LOCK_UN)
-            os.close(self._lock)
+            release_lock(self._lock)
             self._lock = None
 
     # ---- parts --------------------------------------------------------------------------------------------------
@@ -160,14 +159,24 @@ class KnowledgeBase:
         return {"stray_vectors": len(stray), "requeued_passages": len(lost), "bm25_rebuilt": rebuilt}
 
 
-def _take_lock(root: Path) -> int:
-    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+def take_lock(path: Path, busy_message: str) -> int:
+    """An exclusive, non-blocking lock on ``path`` (released when the process dies, even by kill -9)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise KnowledgeBaseError(f"{root} is being written by another process (ingest, remove or reindex)") from None
+        raise KnowledgeBaseError(busy_message) from None
     return fd
+
+
+def release_lock(fd: int) -> None:
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+
+
+def _take_lock(root: Path) -> int:
+    return take_lock(root / ".lock", f"{root} is being written by another process (ingest, remove or reindex)")
 
 
 def _check_manifest(root: Path, manifest: dict[str, Any], embedding: dict[str, Any] | None) -> None:

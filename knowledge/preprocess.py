@@ -23,7 +23,7 @@ from typing import Any
 
 from rag.config import PreprocessConfig
 from rag.errors import ConfigError
-from rag.types import Block, Document, Passage, content_hash
+from rag.types import Document, Passage, content_hash
 
 CountTokens = Callable[[list[str]], list[int]]
 

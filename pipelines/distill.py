@@ -6,8 +6,6 @@ killed round leaves the active adapter untouched; the next round removes the lef
 
 from __future__ import annotations
 
-import fcntl
-import os
 import random
 import shutil
 import subprocess
@@ -23,7 +21,7 @@ from knowledge.distill.data import GENERAL_QUESTIONS, Prompter, build_dataset, w
 from knowledge.distill.gate import build_probes, compare, decide, score
 from knowledge.distill.select import select_hot
 from knowledge.distill.train import train_lora
-from knowledge.kb import KnowledgeBase
+from knowledge.kb import KnowledgeBase, release_lock, take_lock
 from knowledge.log import RetrievalLog
 from rag.config import Settings
 from rag.errors import KnowledgeBaseError
@@ -50,18 +48,7 @@ class DistillReport:
 def _lock(kb_root: Path) -> int:
     folder = kb_root / "adapters"
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise KnowledgeBaseError(f"a distillation round is already running on {kb_root}") from None
-    return fd
-
-
-def _unlock(fd: int) -> None:
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    os.close(fd)
+    return take_lock(folder / LOCK_NAME, f"a distillation round is already running on {kb_root}")
 
 
 def is_due(kb: KnowledgeBase, settings: Settings) -> bool:
@@ -100,7 +87,7 @@ class DistillRound:
             try:
                 report = self._round(kb)
             finally:
-                _unlock(fd)
+                release_lock(fd)
             kb.store.set_meta(LAST_ROUND_KEY, str(time.time()))
         finally:
             kb.close()
@@ -181,7 +168,7 @@ def maybe_schedule(settings: Settings) -> bool:
         if not is_due(kb, settings):
             return False
         fd = _lock(kb.root)  # fails when a round runs; released at once: the child takes it for itself
-        _unlock(fd)
+        release_lock(fd)
         root = kb.root
     except KnowledgeBaseError:
         return False
