@@ -1,11 +1,8 @@
 """Ingest with the real bundled embedder: the sample corpus, incremental updates, removal, hostile inputs."""
 
-import json
-import os
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from knowledge.kb import KnowledgeBase
