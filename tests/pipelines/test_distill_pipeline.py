@@ -6,7 +6,7 @@ import torch
 
 from knowledge.distill.adapters import AdapterRegistry
 from knowledge.distill.data import GENERAL_QUESTIONS
-from knowledge.kb import KnowledgeBase
+from knowledge.kb import KnowledgeBase, release_lock
 from knowledge.log import RetrievalLog
 from pipelines.cli import main
 from pipelines.distill import DistillRound, is_due
@@ -132,6 +132,6 @@ def test_maybe_schedule_starts_one_background_round_only_when_due(tmp_path, monk
         _ask(log, "kiln", "q", 1)
         fd = distill._lock(kb.root)  # a round is running
         assert not distill.maybe_schedule(settings)
-        distill._unlock(fd)
+        release_lock(fd)
         assert distill.maybe_schedule(settings)
     assert len(started) == 1 and started[0][-3:] == ["distill", "--if-due", "--json"]

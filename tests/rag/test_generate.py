@@ -91,7 +91,7 @@ def test_choose_picks_the_obvious_option(generator) -> None:
     prompt = _prompt(generator, "What is the capital of France? Answer with one word.")
     best, scores = generator.choose(prompt, ["Paris", "Berlin", "Tokyo"])
     assert best == "Paris"
-    assert scores["Paris"] == generator.loglikelihood(prompt, "Paris")
+    assert scores["Paris"] == pytest.approx(generator.loglikelihood(prompt, "Paris"), abs=1e-3)
     assert all(score < 0 for score in scores.values())
 
 
