@@ -153,6 +153,11 @@ class PassageStore:
             "SELECT id, embed_text FROM passages WHERE vector_id IS NULL LIMIT ?", (limit,)
         ).fetchall()
 
+    def pending_count(self, limit: int) -> int:
+        """How many passages wait for a vector, counting at most ``limit`` (cheap to call after every file)."""
+        sql = "SELECT COUNT(*) FROM (SELECT 1 FROM passages WHERE vector_id IS NULL LIMIT ?)"
+        return self.conn.execute(sql, (limit,)).fetchone()[0]
+
     def pending_excluding(self, limit: int, exclude: set[str]) -> list[tuple[str, str]]:
         """Like ``pending`` but skipping passages embedded in this run and not yet checkpointed."""
         rows = self.conn.execute(

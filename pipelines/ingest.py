@@ -126,7 +126,7 @@ class IngestPipeline:
                 done.append(str(file))
             elif outcome == "unchanged":
                 report.unchanged += 1
-            if len(kb.store.pending(self.settings.ingest.batch_passages)) >= self.settings.ingest.batch_passages:
+            if kb.store.pending_count(self.settings.ingest.batch_passages) >= self.settings.ingest.batch_passages:
                 report.embedded += self._embed_pending(kb)
                 kb.store.mark_done(done)  # their vectors are checkpointed: these sources are complete
                 done = []
