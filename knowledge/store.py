@@ -149,9 +149,7 @@ class PassageStore:
 
     def pending(self, limit: int) -> list[tuple[str, str]]:
         """Passages waiting for a vector: ``(passage_id, embed_text)``."""
-        return self.conn.execute(
-            "SELECT id, embed_text FROM passages WHERE vector_id IS NULL LIMIT ?", (limit,)
-        ).fetchall()
+        return self.pending_excluding(limit, set())
 
     def pending_count(self, limit: int) -> int:
         """How many passages wait for a vector, counting at most ``limit`` (cheap to call after every file)."""

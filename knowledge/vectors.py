@@ -139,11 +139,7 @@ class FaissVectorIndex:
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if len(self) == 0 or (allowed is not None and len(allowed) == 0):
             return np.zeros((len(queries), k), np.float32), np.full((len(queries), k), -1, np.int64)
-        params = self._params(allowed)
-        return self.index.search(queries, min(k, len(self)), params=params) if params else self._search(queries, k)
-
-    def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.index.search(queries, min(k, len(self)))
+        return self.index.search(queries, min(k, len(self)), params=self._params(allowed))
 
     def _params(self, allowed: np.ndarray | None) -> faiss.SearchParameters | None:
         sel = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64)) if allowed is not None else None

@@ -173,18 +173,18 @@ class HybridRetriever:
         return fused
 
     def _dedupe(self, order: list[str], k: int) -> list[str]:
-        """The first ``k`` ids of ``order``, skipping one whose vector has cosine >= threshold with a kept one."""
-        vector_ids = self.lookup.vector_ids_for(order)
-        with_vectors = [pid for pid in order if pid in vector_ids]
-        vectors = {}
-        if with_vectors:
-            stored = self.dense.reconstruct(np.array([vector_ids[p] for p in with_vectors], dtype=np.int64))
-            vectors = dict(zip(with_vectors, np.asarray(stored, dtype=np.float32)))
+        """The first ``k`` ids of ``order``, skipping one whose vector has cosine >= threshold with a kept one.
+
+        Vectors are fetched a window of ``2 * k`` candidates at a time: usually only the first window is needed.
+        """
         kept: list[str] = []
         kept_vectors: list[np.ndarray] = []
-        for pid in order:
+        vectors: dict[str, np.ndarray] = {}
+        for i, pid in enumerate(order):
             if len(kept) == k:
                 break
+            if i % (2 * k) == 0:
+                vectors.update(self._vectors(order[i : i + 2 * k]))
             vec = vectors.get(pid)
             if vec is not None and kept_vectors and _max_cosine(kept_vectors, vec) >= self.config.dedupe_threshold:
                 continue
@@ -192,6 +192,14 @@ class HybridRetriever:
             if vec is not None:
                 kept_vectors.append(vec)
         return kept
+
+    def _vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
+        vector_ids = self.lookup.vector_ids_for(ids)
+        with_vectors = [pid for pid in ids if pid in vector_ids]
+        if not with_vectors:
+            return {}
+        stored = self.dense.reconstruct(np.array([vector_ids[p] for p in with_vectors], dtype=np.int64))
+        return dict(zip(with_vectors, np.asarray(stored, dtype=np.float32)))
 
 
 def _max_cosine(kept: list[np.ndarray], vector: np.ndarray) -> float:
