@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.eval_data import DatasetError, detect_format, load_dataset
+from pipelines.evaluate.data import DatasetError, detect_format, load_dataset
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "eval"
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from pipelines import cli_eval
-from pipelines.eval_data import load_dataset, read_jsonl
+from pipelines.cli import eval as cli_eval
+from pipelines.evaluate.data import load_dataset, read_jsonl
 from pipelines.evaluate import EvalJob, recovery_ratio
 from rag.config import Settings
 from rag.types import Hit, Passage

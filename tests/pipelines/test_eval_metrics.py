@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from pipelines.eval_metrics import (citation_precision, doc_run, exact_match, is_abstention, latency_stats,
+from pipelines.evaluate.metrics import (citation_precision, doc_run, exact_match, is_abstention, latency_stats,
                                     mean_metrics, normalize_answer, parse_label, per_query_retrieval, token_f1)
 from rag.types import Hit, Passage
 

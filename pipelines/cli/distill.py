@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import datetime, timezone
 
-from pipelines.cli import print_json
+from pipelines.cli.output import print_json
 from rag.config import Settings
 
 

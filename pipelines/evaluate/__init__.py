@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from pipelines import eval_report
-from pipelines.eval_data import EvalDataset, EvalQuery, load_dataset
-from pipelines.eval_modes import (ANSWER_MODES, RETRIEVAL_MODES, EvalPipeline, answer_batch, answer_metrics,
+from pipelines.evaluate import report as eval_report
+from pipelines.evaluate.data import EvalDataset, EvalQuery, load_dataset
+from pipelines.evaluate.modes import (ANSWER_MODES, RETRIEVAL_MODES, EvalPipeline, answer_batch, answer_metrics,
                                   base_mode, retrieval_batch, retrieval_metrics)
 from rag.config import Settings
 

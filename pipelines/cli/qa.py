@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from pipelines.cli import print_json
+from pipelines.cli.output import print_json
 from rag.config import Settings
 from rag.types import Answer, Filters
 

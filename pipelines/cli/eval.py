@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from pipelines.eval_data import KINDS
-from pipelines.eval_modes import ANSWER_MODES, RETRIEVAL_MODES
+from pipelines.evaluate.data import KINDS
+from pipelines.evaluate.modes import ANSWER_MODES, RETRIEVAL_MODES
 from pipelines.evaluate import EvalJob, EvalReport
 from rag.config import Settings
 

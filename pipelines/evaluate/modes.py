@@ -10,8 +10,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from pipelines.eval_data import LABELS, EvalQuery
-from pipelines.eval_metrics import (beir_doc_id, cited_markers, citation_precision, doc_run, exact_match,
+from pipelines.evaluate.data import LABELS, EvalQuery
+from pipelines.evaluate.metrics import (beir_doc_id, cited_markers, citation_precision, doc_run, exact_match,
                                     is_abstention, latency_stats, mean_metrics, mean_of, parse_label,
                                     per_query_retrieval, token_f1)
 from rag.types import Hit, Passage, content_hash

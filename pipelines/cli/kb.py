@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipelines.cli import print_json
+from pipelines.cli.output import print_json
 from rag.config import Settings
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -33,16 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="config.toml to read (default: ./config.toml when present)")
     parser.add_argument("--kb", help="knowledge-base folder (overrides kb.path)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    from pipelines import cli_kb, cli_qa
+    from pipelines.cli import distill, eval, kb, qa
 
-    for module in (cli_kb, cli_qa):
+    for module in (kb, qa, eval, distill):
         module.register(sub)
-    for name in ("pipelines.cli_eval", "pipelines.cli_distill"):
-        try:
-            __import__(name, fromlist=["register"]).register(sub)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
     return parser
 
 
@@ -54,10 +47,6 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     if args.kb:
         settings = settings.override({"kb.path": os.path.abspath(os.path.expanduser(args.kb))}, "--kb")
     return settings
-
-
-def print_json(obj: object) -> None:
-    print(json.dumps(obj, indent=2, default=str, ensure_ascii=False))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
