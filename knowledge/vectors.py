@@ -1,7 +1,10 @@
-"""FAISS vector index persisted in the KB folder: exact (flat), HNSW or IVF, keyed by int64 vector ids.
+"""FAISS vector index persisted in the KB folder: exact (flat), HNSW, IVF or IVF-PQ, keyed by int64 vector ids.
 
 The file is written to a temporary name and renamed, so a crash leaves either the old or the new index.
-``auto`` uses exact search up to ``IndexConfig.auto_threshold`` vectors and HNSW past it, rebuilding on crossing.
+``auto`` uses exact search up to ``IndexConfig.auto_threshold`` vectors, HNSW up to ``ondisk_threshold`` and
+IVF-PQ past it, rebuilding on crossing. IVF-PQ keeps ``pq_m`` bytes per vector; readers open its inverted lists
+memory-mapped from the index file (FAISS ``OnDiskInvertedLists``), so a corpus whose vectors exceed RAM is searched
+from the page cache. IVF and IVF-PQ are trained once, on a seeded sample of ``train_sample`` vectors.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import faiss
 import numpy as np
 
 from rag.config import IndexConfig
+
+KINDS = ("flat", "hnsw", "ivf", "ivfpq")
 
 
 class FaissVectorIndex:
@@ -30,13 +35,16 @@ class FaissVectorIndex:
         self.path = path
         self.dimension = dimension
         self.config = config
-        self.index: faiss.IndexIDMap2 = self._load() if path.exists() else self._empty(self._wanted_kind(0), 0)
+        self._mapped = False  # True while the inverted lists are memory-mapped (read-only) from the file
+        self.index: faiss.Index = self._load() if path.exists() else self._empty(self._wanted_kind(0), 0)
         self.dirty = False
 
     # ---- kinds --------------------------------------------------------------------------------------------------
 
     @property
     def kind(self) -> str:
+        if isinstance(self.index, faiss.IndexIVFPQ):
+            return "ivfpq"
         inner = faiss.downcast_index(self.index.index)
         if isinstance(inner, faiss.IndexHNSW):
             return "hnsw"
@@ -45,25 +53,48 @@ class FaissVectorIndex:
     def _wanted_kind(self, n: int) -> str:
         if self.config.type != "auto":
             return self.config.type
-        return "flat" if n <= self.config.auto_threshold else "hnsw"
+        if n <= self.config.auto_threshold:
+            return "flat"
+        return "hnsw" if n <= self.config.ondisk_threshold else "ivfpq"
 
-    def _empty(self, kind: str, n: int) -> faiss.IndexIDMap2:
+    def _nlist(self, n: int) -> int:
+        # FAISS wants ~39 training points per centroid; a small forced IVF gets fewer lists rather than bad ones
+        wanted = self.config.ivf_nlist or int(4 * math.sqrt(max(n, 1)))
+        return max(1, min(wanted, min(n, self.config.train_sample) // 39))
+
+    def _pq_m(self) -> int:
+        m = self.config.pq_m or max(1, self.dimension // 8)
+        if self.dimension % m:
+            raise ValueError(f"index.pq_m = {m} must divide the vector dimension {self.dimension}")
+        return m
+
+    def _empty(self, kind: str, n: int) -> faiss.Index:
+        if kind == "ivfpq":
+            # 8 bits per sub-quantizer; fewer for tiny forced indexes (k-means needs more points than centroids)
+            nbits = min(8, max(1, int(math.log2(max(min(n, self.config.train_sample), 2)))))
+            return faiss.IndexIVFPQ(faiss.IndexFlatIP(self.dimension), self.dimension, self._nlist(n),
+                                    self._pq_m(), nbits, faiss.METRIC_INNER_PRODUCT)
         if kind == "hnsw":
             inner = faiss.IndexHNSWFlat(self.dimension, self.config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
             inner.hnsw.efConstruction = 200
         elif kind == "ivf":
-            nlist = self.config.ivf_nlist or max(1, int(4 * math.sqrt(max(n, 1))))
-            inner = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dimension), self.dimension, nlist,
+            inner = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dimension), self.dimension, self._nlist(n),
                                        faiss.METRIC_INNER_PRODUCT)
         else:
             inner = faiss.IndexFlatIP(self.dimension)
         return faiss.IndexIDMap2(inner)
 
-    def _load(self) -> faiss.IndexIDMap2:
-        index = faiss.read_index(str(self.path))
-        if not isinstance(index, faiss.IndexIDMap2):
-            index = faiss.downcast_index(index)
+    def _load(self) -> faiss.Index:
+        # IO_FLAG_MMAP maps IVF inverted lists from the file instead of reading them (no effect on flat/HNSW)
+        index = faiss.read_index(str(self.path), faiss.IO_FLAG_MMAP)  # SWIG returns the concrete class
+        self._mapped = isinstance(index, faiss.IndexIVFPQ)
         return index
+
+    def _writable(self) -> None:
+        """Mapped lists are read-only: a writer reads the file into memory before changing it."""
+        if self._mapped:
+            self.index = faiss.read_index(str(self.path))
+            self._mapped = False
 
     # ---- mutation -----------------------------------------------------------------------------------------------
 
@@ -73,24 +104,29 @@ class FaissVectorIndex:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.shape[1] != self.dimension:
             raise ValueError(f"vector dimension {vectors.shape[1]} != index dimension {self.dimension}")
+        self._writable()
+        ids = np.asarray(ids, dtype=np.int64)
         wanted = self._wanted_kind(len(self) + len(ids))
-        if wanted != self.kind or (self.kind == "ivf" and not self.index.is_trained):
-            self._rebuild(wanted, extra=(np.asarray(ids, dtype=np.int64), vectors))
+        if wanted != self.kind or (self.kind in ("ivf", "ivfpq") and not self.index.is_trained):
+            self._rebuild(wanted, extra=(ids, vectors))
         else:
-            self.index.add_with_ids(vectors, np.asarray(ids, dtype=np.int64))
+            self.index.add_with_ids(vectors, ids)
         self.dirty = True
 
     def remove(self, ids: np.ndarray) -> int:
         ids = np.asarray(ids, dtype=np.int64)
         if len(ids) == 0:
             return 0
-        if self.kind != "flat":  # HNSW can't delete, IVF loses its direct map: rebuild from the vectors that stay
-            keep = np.setdiff1d(self.ids(), ids)
-            before = len(self)
-            self._rebuild(self._wanted_kind(len(keep)), keep=keep)
-            removed = before - len(self)
+        self._writable()
+        before = len(self)
+        wanted = self._wanted_kind(before - len(np.intersect1d(self.ids(), ids)))
+        if self.kind == "ivfpq" and wanted == "ivfpq":  # IVF lists delete in place; PQ codes can't be rebuilt
+            self.index.remove_ids(faiss.IDSelectorBatch(ids))
+        elif self.kind != "flat" or wanted != "flat":  # HNSW can't delete, IVF loses its direct map: rebuild
+            self._rebuild(wanted, keep=np.setdiff1d(self.ids(), ids))
         else:
-            removed = int(self.index.remove_ids(faiss.IDSelectorBatch(ids)))
+            self.index.remove_ids(faiss.IDSelectorBatch(ids))
+        removed = before - len(self)
         self.dirty = self.dirty or removed > 0
         return removed
 
@@ -101,11 +137,17 @@ class FaissVectorIndex:
             ids = np.concatenate([ids, extra[0]])
             vectors = np.concatenate([vectors, extra[1]])
         index = self._empty(kind, len(ids))
-        if kind == "ivf":
-            index.train(vectors)
+        if kind in ("ivf", "ivfpq") and len(ids):
+            index.train(self._training_sample(vectors))
         if len(ids):
             index.add_with_ids(vectors, ids)
         self.index = index
+
+    def _training_sample(self, vectors: np.ndarray) -> np.ndarray:
+        if len(vectors) <= self.config.train_sample:
+            return vectors
+        rows = np.random.default_rng(0).choice(len(vectors), self.config.train_sample, replace=False)
+        return vectors[np.sort(rows)]
 
     def save(self) -> None:
         tmp = self.path.with_suffix(".tmp")
@@ -121,10 +163,18 @@ class FaissVectorIndex:
         return int(self.index.ntotal)
 
     def ids(self) -> np.ndarray:
-        return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        if self.kind != "ivfpq":
+            return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        lists = self.index.invlists
+        parts = [faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+                 for i in range(self.index.nlist) if lists.list_size(i)]
+        return np.sort(np.concatenate(parts)).astype(np.int64) if parts else np.zeros(0, np.int64)
 
     def reconstruct(self, ids: np.ndarray) -> np.ndarray:
-        if self.kind == "ivf":
+        """Stored vectors by id (IVF-PQ gives the decoded approximation); unknown ids come back as zeros."""
+        if self.kind == "ivfpq":
+            self.index.set_direct_map_type(faiss.DirectMap.Hashtable)
+        elif self.kind == "ivf":
             faiss.extract_index_ivf(self.index.index).make_direct_map()
         out = np.zeros((len(ids), self.dimension), dtype=np.float32)
         for row, i in enumerate(ids):
@@ -146,6 +196,28 @@ class FaissVectorIndex:
         kind = self.kind
         if kind == "hnsw":
             return faiss.SearchParametersHNSW(sel=sel, efSearch=self.config.hnsw_ef_search)
-        if kind == "ivf":
+        if kind in ("ivf", "ivfpq"):
             return faiss.SearchParametersIVF(sel=sel, nprobe=self.config.ivf_nprobe)
         return faiss.SearchParameters(sel=sel) if sel is not None else None
+
+    def memory_estimate(self, n: int | None = None, kind: str | None = None) -> dict[str, int | str]:
+        """Bytes this index needs in RAM and on disk for ``n`` vectors (default: its own size and kind)."""
+        return estimate_memory(kind or self.kind, len(self) if n is None else n, self.dimension, self.config)
+
+
+def estimate_memory(kind: str, n: int, dimension: int, config: IndexConfig) -> dict[str, int | str]:
+    """A planning estimate: ``ram_bytes`` resident for search, ``disk_bytes`` of the index file.
+
+    Flat and HNSW hold every float32 vector in RAM (HNSW adds ~2·M links of 4 bytes per vector); IVF adds the
+    centroids. IVF-PQ keeps only the centroids and codebooks resident: its codes (``pq_m`` bytes) and ids
+    (8 bytes) per vector are mapped from disk and paged in as lists are probed.
+    """
+    ids = 16 * n  # IndexIDMap2's id array plus its reverse hash map, roughly
+    vec = 4 * dimension * n
+    nlist = config.ivf_nlist or int(4 * math.sqrt(max(n, 1)))
+    if kind == "ivfpq":
+        m = config.pq_m or max(1, dimension // 8)
+        resident = 4 * dimension * nlist + 4 * 256 * dimension
+        return {"kind": kind, "vectors": n, "ram_bytes": resident, "disk_bytes": resident + (m + 8) * n}
+    ram = vec + ids + (8 * config.hnsw_m * n if kind == "hnsw" else 0) + (4 * dimension * nlist if kind == "ivf" else 0)
+    return {"kind": kind, "vectors": n, "ram_bytes": ram, "disk_bytes": ram - 8 * n}

@@ -44,6 +44,7 @@ def status(settings: Settings) -> dict[str, object]:
             "embedding_model": kb.manifest["embedding"]["model"],
             "dimension": kb.dimension,
             "index_type": kb.vectors.kind,
+            "index_ram_estimate_bytes": kb.vectors.memory_estimate()["ram_bytes"],
             "disk_bytes": kb.disk_bytes(),
             "failed": failed,
         }

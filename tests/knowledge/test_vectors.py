@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
-from knowledge.vectors import FaissVectorIndex
+import faiss
+
+from knowledge.vectors import FaissVectorIndex, estimate_memory
 from rag.config import IndexConfig
 
 
@@ -46,3 +48,46 @@ def test_empty_index_and_empty_filter_return_padding(tmp_path):
     assert (index.search(_unit(1), 1, allowed=np.array([], dtype=np.int64))[1] == -1).all()
     with pytest.raises(ValueError, match="dimension"):
         index.add(np.array([2]), np.ones((1, 4), np.float32))
+
+
+def _clustered(n, d=32, seed=0):
+    """Vectors with low intrinsic dimension, like sentence embeddings (PQ on pure noise is meaningless)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 6)) @ rng.normal(size=(6, d)) + 0.05 * rng.normal(size=(n, d))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_ivfpq_lists_are_memory_mapped_for_readers_and_writable_for_writers(tmp_path):
+    vectors = _clustered(3000)
+    config = IndexConfig(type="ivfpq", pq_m=8, ivf_nprobe=256)  # every list: filters see all ids
+    index = FaissVectorIndex(tmp_path / "v.faiss", 32, config)
+    index.add(np.arange(3000) + 10, vectors)
+    assert index.kind == "ivfpq" and len(index) == 3000
+    top = index.search(vectors[:50], 10)[1]
+    assert np.mean([i + 10 in row for i, row in enumerate(top)]) > 0.9  # PQ is approximate, not random
+    index.save()
+    reader = FaissVectorIndex(tmp_path / "v.faiss", 32, config)
+    assert reader._mapped and isinstance(faiss.downcast_InvertedLists(reader.index.invlists), faiss.OnDiskInvertedLists)
+    np.testing.assert_array_equal(reader.search(vectors[:50], 10)[1], top)
+    assert reader.search(vectors[:1], 3, allowed=np.array([11, 12]))[1][0, :2].tolist() in ([11, 12], [12, 11])
+    assert reader.remove(np.array([10, 11])) == 2 and not reader._mapped  # a writer reads the file into memory
+    assert 10 not in reader.ids() and len(reader.ids()) == 2998
+    reader.add(np.array([5]), vectors[:1])
+    assert reader.search(vectors[:1], 1)[1][0, 0] == 5
+    assert np.dot(reader.reconstruct(np.array([5]))[0], vectors[0]) > 0.9
+
+
+def test_auto_goes_to_ivfpq_past_the_ondisk_threshold_and_estimates_memory(tmp_path):
+    config = IndexConfig(auto_threshold=100, ondisk_threshold=400, pq_m=8, ivf_nprobe=64)
+    index = FaissVectorIndex(tmp_path / "v.faiss", 32, config)
+    vectors = _clustered(600)
+    index.add(np.arange(300), vectors[:300])
+    assert index.kind == "hnsw"
+    index.add(np.arange(300, 600), vectors[300:])
+    assert index.kind == "ivfpq" and len(index) == 600
+    flat = estimate_memory("flat", 1_000_000, 384, IndexConfig())
+    pq = estimate_memory("ivfpq", 1_000_000, 384, IndexConfig())
+    assert flat["ram_bytes"] > 1_536_000_000 and pq["ram_bytes"] < flat["ram_bytes"] / 50
+    assert pq["disk_bytes"] >= 56_000_000 and index.memory_estimate()["kind"] == "ivfpq"
+    with pytest.raises(ValueError, match="pq_m"):
+        FaissVectorIndex(tmp_path / "w.faiss", 30, IndexConfig(type="ivfpq", pq_m=8)).add(np.arange(300), _clustered(300, 30))
