@@ -9,10 +9,12 @@ import importlib.util
 import os
 from functools import lru_cache
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from rag.errors import ModelLoadError
+
+if TYPE_CHECKING:  # torch is imported only where a model loads: `rag status` and `rag --help` stay light
+    import torch
 
 # id -> (package, path inside the package). The packages are installed by `make install`.
 BUNDLED_EMBEDDERS = {
@@ -65,6 +67,8 @@ def cpu_has_fast_bf16() -> bool:
 
 def pick_dtype(setting: str, device: str = "cpu") -> torch.dtype:
     """``auto``: bf16 on CPUs with native bf16 support (and on CUDA), fp32 elsewhere."""
+    import torch
+
     if setting == "float32":
         return torch.float32
     if setting == "bfloat16":
