@@ -54,12 +54,12 @@ class EmbeddingConfig(_Section):
 class IndexConfig(_Section):
     type: Literal["auto", "flat", "hnsw", "ivf", "ivfpq"] = "auto"
     auto_threshold: int = Field(200_000, gt=0, description="auto switches from exact to HNSW past this many vectors")
-    hnsw_m: int = Field(32, gt=1)
-    hnsw_ef_search: int = Field(128, gt=0)
-    ivf_nlist: int = Field(0, ge=0, description="0 = 4*sqrt(n)")
     ondisk_threshold: int = Field(5_000_000, gt=0, description="auto switches to IVF-PQ (lists on disk) past this")
     pq_m: int = Field(0, ge=0, description="IVF-PQ sub-quantizers (bytes per vector); 0 = dimension / 8")
     train_sample: int = Field(100_000, gt=0, description="vectors IVF/IVF-PQ centroids are trained on")
+    hnsw_m: int = Field(32, gt=1)
+    hnsw_ef_search: int = Field(128, gt=0)
+    ivf_nlist: int = Field(0, ge=0, description="0 = 4*sqrt(n)")
     ivf_nprobe: int = Field(16, gt=0)
 
 
@@ -143,7 +143,6 @@ class EvalConfig(_Section):
     k_values: list[int] = Field(default_factory=lambda: [1, 3, 5, 10, 20, 100])
 
 
-class Settings(_Section):
 class ServeConfig(_Section):
     host: str = Field("127.0.0.1", description="address `rag serve` binds; anything else exposes the API")
     port: int = Field(8000, ge=0, le=65535)
@@ -155,6 +154,7 @@ class ServeConfig(_Section):
     ray_address: str = Field("", description="Ray cluster for `--engine ray` ('' = start a local one; 'auto')")
 
 
+class Settings(_Section):
     """The whole configuration. Each stage receives only its own table."""
 
     kb: KBConfig = KBConfig()
@@ -168,8 +168,8 @@ class ServeConfig(_Section):
     log: LogConfig = LogConfig()
     distill: DistillConfig = DistillConfig()
     eval: EvalConfig = EvalConfig()
-
     serve: ServeConfig = ServeConfig()
+
     def override(self, updates: dict[str, Any], origin: str = "command line") -> Settings:
         """Return a copy with dotted keys replaced, e.g. ``{"retrieval.k": 10}``; validated like the file."""
         data = self.model_dump()
