@@ -37,6 +37,9 @@ _HYPHEN_BREAK = re.compile(r"(?<=[a-z])-\n(?=[a-z])")
 _BLANK_LINES = re.compile(r"\n{3,}")
 _PARAGRAPH = re.compile(r"[^\n]+(?:\n[^\n]+)*")
 _WORD = re.compile(r"\S+")
+# WordPiece turns any word over 100 characters into one [UNK] token, so a 900,000-character line without spaces
+# would "count" as 1 token: counting and embedding see such runs cut into 100-character words instead
+_LONG_RUN = re.compile(r"\S{100}(?=\S)")
 _COUNT_BATCH = 4096
 _CHECK = 64  # chunks re-counted to confirm that sentence counts add up
 
@@ -89,7 +92,9 @@ class Preprocessor:
         self._count_tokens = count_tokens
 
     def count_tokens(self, texts: list[str]) -> list[int]:
-        """``count_tokens`` in slices, so a huge file never holds every sentence's encoding at once."""
+        """``count_tokens`` in slices, so a huge file never holds every sentence's encoding at once; each text is
+        counted as the embedder will see it (``breakable``)."""
+        texts = [breakable(t) for t in texts]
         return [n for i in range(0, len(texts), _COUNT_BATCH) for n in self._count_tokens(texts[i:i + _COUNT_BATCH])]
 
     @property
@@ -235,7 +240,17 @@ class Preprocessor:
         section = passage.metadata.get("section")
         if self.config.embed_section and section:
             parts.append(_clip(str(section), 80) + ":")
-        return " ".join([*parts, passage.text])
+        return " ".join([*parts, breakable(passage.text)])
+
+
+def blank_nlp() -> Any:  # noqa: ANN401
+    """``spacy.blank("en")`` + sentencizer, loaded once per process (shared by chunking and distillation)."""
+    return _pipeline("blank")
+
+
+def breakable(text: str) -> str:
+    """``text`` with a space after every 100 characters of a longer whitespace-free run (see ``_LONG_RUN``)."""
+    return _LONG_RUN.sub(r"\g<0> ", text) if len(text) > 100 else text
 
 
 @lru_cache(maxsize=4)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -97,6 +98,21 @@ class PassageStore:
         ).fetchall()
         return [SourceState(*r) for r in rows]
 
+    def source_passage_ids(self, path: str) -> list[str]:
+        """The passage ids of one source in document order (``summarize --source``); empty if not ingested."""
+        rows = self.conn.execute(
+            "SELECT c.passage_id FROM chunks c JOIN sources s ON s.id = c.source_id WHERE s.path = ? "
+            "ORDER BY c.doc_id, c.ord", (path,))
+        return list(dict.fromkeys(pid for (pid,) in rows))
+
+    def source_root(self) -> str | None:
+        """The deepest folder holding every ingested source (labels are shown relative to it); None when empty."""
+        paths = [p for (p,) in self.conn.execute("SELECT path FROM sources WHERE status != 'failed'")]
+        if not paths:
+            return None
+        root = os.path.commonpath(paths)
+        return root if len(paths) > 1 or root != paths[0] else os.path.dirname(root)
+
     def touch_source(self, path: str, size: int, mtime: float) -> None:
         self.conn.execute("UPDATE sources SET size=?, mtime=? WHERE path=?", (size, mtime, path))
 
@@ -150,6 +166,14 @@ class PassageStore:
     def pending(self, limit: int) -> list[tuple[str, str]]:
         """Passages waiting for a vector: ``(passage_id, embed_text)``."""
         return self.pending_excluding(limit, set())
+
+    def pending_total(self) -> int:
+        """How many passages wait for a vector."""
+        return self.conn.execute("SELECT COUNT(*) FROM passages WHERE vector_id IS NULL").fetchone()[0]
+
+    def embedded_total(self) -> int:
+        """How many passages have a vector (what BM25 must hold)."""
+        return self.conn.execute("SELECT COUNT(*) FROM passages WHERE vector_id IS NOT NULL").fetchone()[0]
 
     def pending_count(self, limit: int) -> int:
         """How many passages wait for a vector, counting at most ``limit`` (cheap to call after every file)."""

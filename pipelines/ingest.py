@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import stat as stat_kind
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -18,7 +19,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from knowledge.kb import KnowledgeBase
+from knowledge.files import display_path, is_clean_name, read_regular_file
+from knowledge.kb import KnowledgeBase, embedding_manifest, has_kb
 from knowledge.preprocess import Preprocessor
 from knowledge.sources import discover, load
 from rag.config import Settings
@@ -33,6 +35,7 @@ class IngestReport:
     added: int = 0
     updated: int = 0
     unchanged: int = 0
+    no_text: int = 0
     removed: int = 0
     failed: list[dict[str, str]] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
@@ -46,13 +49,7 @@ class IngestReport:
         return asdict(self)
 
 
-def embedding_manifest(settings: Settings, dimension: int | None = None) -> dict:
-    cfg = settings.embedding
-    out = {"model": cfg.model, "normalize": True, "passage_prefix": cfg.passage_prefix,
-           "query_prefix": cfg.query_prefix}
-    if dimension is not None:
-        out["dimension"] = dimension
-    return out
+__all__ = ["IngestPipeline", "IngestReport", "collect_garbage", "embedding_manifest"]
 
 
 class IngestPipeline:
@@ -80,7 +77,7 @@ class IngestPipeline:
         return cls(settings, embedder)
 
     def open_kb(self) -> KnowledgeBase:
-        exists = (Path(self.settings.kb.path).expanduser() / "manifest.json").exists()
+        exists = has_kb(self.settings.kb.path)
         # an existing KB is checked by model name; the model is loaded only when something needs embedding
         manifest = embedding_manifest(self.settings, None if exists else self.embedder.dimension)
         kb = KnowledgeBase.open(self.settings.kb.path, manifest, write=True, create=True,
@@ -89,10 +86,11 @@ class IngestPipeline:
             kb.update_manifest(chunking=self.settings.preprocess.model_dump())
         return kb
 
-    def run(self, paths: Sequence[str | Path], prune: bool = False) -> IngestReport:
+    def run(self, paths: Sequence[str | Path], prune: bool = False, exclude: Sequence[str] = ()) -> IngestReport:
+        """Ingest files, folders and globs; ``exclude`` adds name or path globs that are never ingested."""
         start = time.perf_counter()
         report = IngestReport()
-        found = discover(paths, self.settings.ingest)
+        found = discover(paths, self.settings.ingest, exclude)
         report.failed += [{"path": p, "error": e} for p, e in found.failed]
         report.skipped += [{"path": p, "reason": r} for p, r in found.skipped]
         with self.open_kb() as kb:
@@ -101,13 +99,23 @@ class IngestPipeline:
             self._ingest_files(kb, found.files, report)
             self._sync_bm25(kb)
             if prune:
-                report.removed += self._prune(kb, paths, {str(f) for f in found.files})
+                report.removed += self._prune(kb, paths, {display_path(f) for f in found.files})
             collect_garbage(kb)
             kb.bm25.save()
             kb.update_manifest(chunking=self.settings.preprocess.model_dump(), index_type=kb.vectors.kind)
             report.passages = kb.store.counts()["passages"]
         report.seconds = round(time.perf_counter() - start, 3)
         return report
+
+    def embed_queue(self, kb: KnowledgeBase) -> int:
+        """Embed every passage waiting for a vector (checkpointed as in ``run``), sync BM25, and mark the sources
+        whose passages are now all embedded as done. Used by `rag repair`."""
+        self._bm25_queue = []
+        embedded = self._embed_pending(kb)
+        self._sync_bm25(kb)
+        kb.bm25.save()
+        kb.store.mark_done([s.path for s in kb.store.sources() if s.status == "pending"])
+        return embedded
 
     # ---- steps --------------------------------------------------------------------------------------------------
 
@@ -122,10 +130,9 @@ class IngestPipeline:
         for file in bar:
             outcome = self._ingest_file(kb, file, fingerprint, report)
             if outcome in ("added", "updated"):
+                done.append(display_path(file))
+            if outcome != "failed":
                 setattr(report, outcome, getattr(report, outcome) + 1)
-                done.append(str(file))
-            elif outcome == "unchanged":
-                report.unchanged += 1
             if kb.store.pending_count(self.settings.ingest.batch_passages) >= self.settings.ingest.batch_passages:
                 report.embedded += self._embed_pending(kb)
                 kb.store.mark_done(done)  # their vectors are checkpointed: these sources are complete
@@ -134,34 +141,42 @@ class IngestPipeline:
         kb.store.mark_done(done)
 
     def _ingest_file(self, kb: KnowledgeBase, file: Path, fingerprint: str, report: IngestReport) -> str:
-        path = str(file)
+        path = display_path(file)
+        if not is_clean_name(file):
+            report.warnings.append(f"{path}: file name is not valid UTF-8; stored and shown with \\x escapes")
         try:
-            stat = file.stat()
+            info = file.stat()
             state = kb.store.source(path)
             fresh = state is not None and state.status == "done" and state.settings == fingerprint
-            if fresh and state.size == stat.st_size and state.mtime == stat.st_mtime:
+            if fresh and stat_kind.S_ISREG(info.st_mode) and (state.size, state.mtime) == (info.st_size, info.st_mtime):
                 return "unchanged"
-            digest = _file_hash(file)
+            # stat before reading: a FIFO or /dev/zero is refused here instead of hanging the hash
+            data, info = read_regular_file(file, self.settings.ingest.max_file_bytes, path)
+            digest = hashlib.sha256(data).hexdigest()
             if fresh and state.hash == digest:
-                kb.store.touch_source(path, stat.st_size, stat.st_mtime)
+                kb.store.touch_source(path, info.st_size, info.st_mtime)
                 return "unchanged"
-            loaded = load(file, self.settings.ingest)
+            loaded = load(file, self.settings.ingest, data=data)
             report.warnings += [f"{path}: {w}" for w in loaded.warnings]
             passages = self.preprocessor.chunk_documents(loaded.documents)
-            if not passages:
-                raise SourceError(f"{path}: no text to index")
         except (SourceError, OSError) as exc:
-            kb.store.mark_failed(path, str(exc))
-            report.failed.append({"path": path, "error": str(exc)})
+            message = str(exc) if isinstance(exc, SourceError) else f"{path}: {exc.strerror or exc}"
+            kb.store.mark_failed(path, message)
+            report.failed.append({"path": path, "error": message})
             return "failed"
         embed_texts = [self.preprocessor.embedding_text(p) for p in passages]
-        kb.store.replace_source(path, digest, stat.st_size, stat.st_mtime, fingerprint, passages, embed_texts,
+        kb.store.replace_source(path, digest, info.st_size, info.st_mtime, fingerprint, passages, embed_texts,
                                 len(loaded.documents))
+        if not passages:  # no text: recorded as done, so an unchanged file is not read (nor warned about) again
+            if loaded.documents and not loaded.warnings:
+                report.warnings.append(f"{path}: no text to index")
+            kb.store.mark_done([path])
+            return "no_text"
         return "updated" if state is not None and state.n_passages > 0 else "added"
 
     def _embed_pending(self, kb: KnowledgeBase) -> int:
         """Embed the queue; checkpoint (FAISS save, then SQLite) every few seconds and at the end."""
-        total = kb.store.conn.execute("SELECT COUNT(*) FROM passages WHERE vector_id IS NULL").fetchone()[0]
+        total = kb.store.pending_total()
         if total == 0:
             return 0
         bar = tqdm(total=total, desc="embeddings", unit="passage", disable=not self.progress)
@@ -217,10 +232,3 @@ def collect_garbage(kb: KnowledgeBase) -> None:
         kb.vectors.save()
     kb.bm25.remove([pid for pid, _ in orphans])
 
-
-def _file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -12,9 +12,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from knowledge.kb import KnowledgeBase
+from knowledge.kb import KnowledgeBase, embedding_manifest
 from knowledge.log import RetrievalLog, new_answer_id
-from pipelines.ingest import embedding_manifest
 from rag.attribute import attribute
 from rag.cite import resolve_citations
 from rag.config import Settings

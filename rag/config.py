@@ -26,7 +26,9 @@ class KBConfig(_Section):
 class IngestConfig(_Section):
     batch_passages: int = Field(1024, gt=0, description="passages embedded per batch")
     checkpoint_seconds: float = Field(15.0, ge=0, description="how often vectors are saved and committed")
-    max_file_mb: float = Field(50.0, gt=0)
+    max_file_bytes: int = Field(52_428_800, gt=0, description="a larger file fails; files are read with this bound")
+    follow_symlinks: Literal["within", "never", "always"] = Field(
+        "within", description="follow symlinks only when they stay inside the given roots, never, or always")
     max_line_chars: int = Field(1_000_000, gt=0, description="a JSONL line or text line longer than this fails")
     include: list[str] = Field(default_factory=lambda: ["*.txt", "*.md", "*.markdown", "*.html", "*.htm", "*.pdf", "*.jsonl"])
     exclude: list[str] = Field(default_factory=lambda: [".*", "__pycache__", "*.egg-info"])
@@ -75,6 +77,8 @@ class RetrievalConfig(_Section):
     bm25_k1: float = 1.5
     bm25_b: float = 0.75
 
+    source_weights: dict[str, float] = Field(
+        default_factory=dict, description="source path glob -> multiplier of the fused score of its hits")
 
 class PromptConfig(_Section):
     system: str = (

@@ -36,11 +36,3 @@ class SourceError(RagError):
 class ContextOverflowError(RagError):
     """The prompt cannot fit in the model's context window (e.g. the question alone is too long)."""
 
-
-class StageError(RagError):
-    """A pipeline stage failed; the message starts with the stage's name."""
-
-    def __init__(self, stage: str, cause: BaseException) -> None:
-        super().__init__(f"{stage}: {cause}")
-        self.stage = stage
-        self.cause = cause

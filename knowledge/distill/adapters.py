@@ -23,6 +23,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from knowledge.files import write_json_atomic
 from rag.errors import KnowledgeBaseError
 
 MANIFEST = "manifest.json"
@@ -33,16 +34,6 @@ TMP_PREFIX = ".tmp-"
 def new_adapter_id() -> str:
     """Sortable, unique id: UTC time then a random suffix, e.g. ``20250101-120000-3f2a``."""
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:4]
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a sibling temp file, fsync it, then rename it over ``path``."""
-    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:6]}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=True, default=str)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class AdapterRegistry:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
+import sqlite3
 import sys
 import warnings
 from collections.abc import Sequence
@@ -32,7 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in (kb, qa, eval, distill):
         module.register(sub)
+    for command in sub.choices.values():  # as users type them: `rag ingest docs --kb mykb` works too
+        _global_options(command)
     return parser
+
+
+def _global_options(command: argparse.ArgumentParser) -> None:
+    # SUPPRESS: when absent after the subcommand, the value given before it (or the default) stays
+    command.add_argument("--config", default=argparse.SUPPRESS, help="config.toml to read")
+    command.add_argument("--kb", default=argparse.SUPPRESS, help="knowledge-base folder (overrides kb.path)")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -47,13 +57,19 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 def main(argv: Sequence[str] | None = None) -> int:
     _setup_quiet()
+    if hasattr(signal, "SIGPIPE"):  # `rag status --json | head -1`: end quietly like a Unix tool, no traceback
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         settings = settings_from_args(args)
         return int(args.func(args, settings) or 0)
-    except (RagError, ValueError, FileNotFoundError, PermissionError) as exc:
+    except (RagError, ValueError, OSError) as exc:
         print(f"rag {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as exc:  # a kb.sqlite damaged in a way the open-time check did not see
+        print(f"rag {args.command}: error: the knowledge base's kb.sqlite is damaged ({exc}); run `rag check` and "
+              f"`rag repair`", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"rag {args.command}: interrupted", file=sys.stderr)

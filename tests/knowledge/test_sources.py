@@ -190,9 +190,6 @@ def test_sample_corpus_loads_every_file_with_the_velmora_fact() -> None:
     [
         ("blob.txt", b"abc\x00\x01\x02def", "binary file"),
         ("latin.txt", "café".encode("latin-1"), "invalid UTF-8 at byte offset 3"),
-        ("empty.md", b"", "file is empty"),
-        ("blank.txt", b"  \n\n \t\n", "file is empty"),
-        ("headings.md", b"# Only\n\n## Headings\n", "no text found"),
         ("bad.pdf", b"%PDF-1.4\n this is not a pdf", "broken PDF"),
         ("garbage.jsonl", b"not json\n[1, 2]\n", "no usable records"),
     ],
@@ -208,13 +205,29 @@ def test_hostile_files_raise_one_line_source_error_naming_the_file(
     assert message in text and str(path.resolve()) in text and "\n" not in text
 
 
+@pytest.mark.parametrize(
+    ("name", "data", "warning"),
+    [
+        ("empty.md", b"", "file is empty"),
+        ("blank.txt", b"  \n\n \t\n", "file is empty"),
+        ("headings.md", b"# Only\n\n## Headings\n", "no text found"),
+        ("iframe.md", b"# Video\n\n<iframe src='https://example.com/v'></iframe>\n", "no text found"),
+    ],
+)
+def test_a_file_without_text_is_a_warning_not_an_error(tmp_path: Path, name: str, data: bytes, warning: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(data)
+    result = load(path, CONFIG)
+    assert result.documents == [] and len(result.warnings) == 1 and warning in result.warnings[0]
+
+
 def test_huge_line_and_huge_file_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "long.txt"
     path.write_text("short line\n" + "x" * 5000 + "\n")
     with pytest.raises(SourceError, match="line 2 has 5,000 characters"):
         load(path, IngestConfig(max_line_chars=1000))
-    with pytest.raises(SourceError, match="larger than max_file_mb"):
-        load(path, IngestConfig(max_file_mb=0.001))
+    with pytest.raises(SourceError, match="larger than ingest.max_file_bytes = 1,000"):
+        load(path, IngestConfig(max_file_bytes=1000))
 
 
 def test_encrypted_pdf_is_refused(tmp_path: Path) -> None:

@@ -94,8 +94,9 @@ def test_hostile_inputs_fail_one_by_one_and_lose_nothing(tmp_path, corpus, embed
     (corpus / "ferry_service.txt").write_bytes(b"\xff\xfe broken now")
     report = pipe.run([corpus, bad, tmp_path / "missing.txt"])
     failed = {Path(f["path"]).name: f["error"] for f in report.failed}
-    assert {"binary.txt", "latin1.txt", "empty.md", "huge.txt", "missing.txt", "ferry_service.txt"} <= set(failed)
-    assert "utf-8" in failed["latin1.txt"].lower() and "empty" in failed["empty.md"].lower()
+    assert {"binary.txt", "latin1.txt", "huge.txt", "missing.txt", "ferry_service.txt"} <= set(failed)
+    assert "utf-8" in failed["latin1.txt"].lower() and "empty.md" not in failed and report.no_text == 1
+    assert any("empty.md: file is empty" in w for w in report.warnings)
     assert any("line 2" in w for w in report.warnings)
     assert any(Path(s["path"]).name == "notes.docx" for s in report.skipped)
     assert report.passages >= before.passages + 1  # the good JSONL row is in, nothing was lost
