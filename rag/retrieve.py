@@ -12,6 +12,7 @@ filtering never empties a top-k that a post-filter would have cut short.
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -134,7 +135,7 @@ class HybridRetriever:
         ranks = {name: {pid: r for r, (pid, _) in enumerate(found, 1)} for name, found in lists.items()}
         raw = {name: dict(found) for name, found in lists.items()}
         if mode == "hybrid":
-            fused = self.fuse(dense, sparse)
+            fused = self.weigh_sources(self.fuse(dense, sparse))
         else:
             fused = raw[mode]
         order = sorted(fused, key=lambda pid: (-fused[pid], pid))
@@ -171,6 +172,20 @@ class HybridRetriever:
             for pid, norm in _min_max(found).items():
                 fused[pid] = fused.get(pid, 0.0) + w * norm
         return fused
+
+    def weigh_sources(self, fused: dict[str, float]) -> dict[str, float]:
+        """Multiply each fused score by the weight of the first ``config.source_weights`` glob (fnmatch on the full
+        source path) matching its passage's source; e.g. ``{"*/release-notes.md": 0.3}`` tames a huge changelog."""
+        weights = self.config.source_weights
+        if not weights or not fused:
+            return fused
+        passages = self.lookup.get_passages(list(fused))
+        out = {}
+        for pid, score in fused.items():
+            source = passages[pid].source if pid in passages else ""
+            weight = next((w for glob, w in weights.items() if fnmatch.fnmatch(source, glob)), 1.0)
+            out[pid] = score * weight
+        return out
 
     def _dedupe(self, order: list[str], k: int) -> list[str]:
         """The first ``k`` ids of ``order``, skipping one whose vector has cosine >= threshold with a kept one.
