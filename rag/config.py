@@ -116,6 +116,17 @@ class DistillConfig(_Section):
     max_passages: int = Field(64, gt=0)
     every_n_queries: int = Field(200, gt=0)
     schedule_in_background: bool = False
+    backend: Literal["transformers", "llamacpp", "openai"] = Field(
+        "transformers", description="who generates: transformers (reference), llama.cpp in process, an OpenAI server")
+    gguf_type: Literal["source", "Q4_1", "Q8_0", "F16", "BF16", "F32"] = Field(
+        "Q8_0", description="llamacpp: the GGUF re-typed once with llama.cpp's quantizer; 'source' = as shipped")
+    threads: int = Field(0, ge=0, description="llamacpp: CPU threads; 0 = one per core")
+    n_batch: int = Field(512, gt=0, description="llamacpp: prompt tokens per prefill batch")
+    base_url: str = Field("http://127.0.0.1:8080/v1", description="openai: the server's /v1 URL")
+    api_model: str = Field("", description="openai: model name sent to the server; '' = generation.model")
+    api_key_env: str = Field("OPENAI_API_KEY", description="openai: environment variable holding the API key")
+    api_adapters: bool = Field(False, description="openai: send the active adapter's id as the model (vLLM LoRA)")
+    request_timeout: float = Field(120.0, gt=0, description="openai: seconds to wait for the server")
     cited_weight: float = Field(2.0, ge=0)
     bad_feedback_weight: float = Field(0.25, ge=0)
     context_distillation: bool = True

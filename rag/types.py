@@ -143,9 +143,16 @@ class Embedder(Protocol):
 
 @runtime_checkable
 class Generator(Protocol):
-    """A chat LLM: renders messages with its template, counts tokens, generates (optionally streaming)."""
+    """A chat LLM: renders messages with its template, counts tokens, generates (optionally streaming).
+
+    Backends (``rag.backends.make_generator``): transformers, llama.cpp in process, OpenAI-compatible servers.
+    ``last_stats`` describes the latest call: ``prompt_tokens``, ``completion_tokens``, ``first_token_s``,
+    ``total_s``. Overrides accepted by every backend: ``max_new_tokens``, ``temperature``, ``top_p``.
+    """
 
     model_id: str
+    def embed_queries(self, queries: Sequence[str]) -> np.ndarray: ...
+
     adapter_id: str | None
 
     @property
@@ -159,6 +166,7 @@ class Generator(Protocol):
 
     def stream(self, prompt: str, **overrides: Any) -> Iterator[str]: ...
 
+    last_stats: Mapping[str, float]
 
 @dataclass(frozen=True)
 class Answer:
@@ -171,6 +179,17 @@ class Answer:
 
     id: str
     question: str
+    def generate_batch(self, prompts: Sequence[str], **overrides: Any) -> list[str]: ...
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """A generator that can also score continuations (transformers and llama.cpp; not HTTP servers)."""
+
+    def loglikelihood(self, prompt: str, continuation: str) -> float: ...
+
+    def choose(self, prompt: str, options: Sequence[str]) -> tuple[str, dict[str, float]]: ...
+
     text: str
     citations: tuple[Citation, ...] = ()
     invalid_markers: tuple[int, ...] = ()

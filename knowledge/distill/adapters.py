@@ -129,6 +129,7 @@ class AdapterRegistry:
         """Write the manifest, rename ``tmp`` to ``<id>`` and, with ``activate``, make it the active adapter."""
         adapter_id = manifest["id"]
         write_json_atomic(tmp / MANIFEST, manifest)
+        _gguf_copy(tmp, manifest)
         final = self.root / adapter_id
         if final.exists():
             raise KnowledgeBaseError(f"adapter {adapter_id} already exists in {self.root}")
@@ -159,3 +160,15 @@ class AdapterRegistry:
             previous = history.pop() if history else None  # skip adapters deleted by hand
         write_json_atomic(self.root / POINTER, {"active": previous, "history": history, "updated": time.time()})
         return previous
+
+
+def _gguf_copy(folder: Path, manifest: dict[str, Any]) -> None:
+    """Convert the adapter to a GGUF LoRA now, for the llama.cpp backend (which otherwise converts at first load)."""
+    from rag.errors import ModelLoadError
+    from rag.lora_gguf import convert_for_model
+
+    if manifest.get("base_model") and (folder / "adapter_model.safetensors").is_file():
+        try:
+            convert_for_model(folder, manifest["base_model"])
+        except ModelLoadError:  # the transformers backend does not need it; llama.cpp retries and reports at load
+            pass

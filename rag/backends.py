@@ -1,0 +1,40 @@
+"""One factory for the generation backends, chosen by ``generation.backend`` (one module per backend).
+
+| backend        | module                 | use it for                                                         |
+|----------------|------------------------|--------------------------------------------------------------------|
+| ``transformers`` | ``rag.generate``     | the reference: training (distillation), scoring, batched eval       |
+| ``llamacpp``   | ``rag.llamacpp``       | fast CPU answers in process; bigger GGUF models; LoRA served as GGUF |
+| ``openai``     | ``rag.openai_backend`` | a running vLLM / llama.cpp server / Ollama, by base_url + model      |
+
+Each module is imported only when its backend is chosen, so nobody pays for torch or llama.cpp they do not use.
+"""
+
+from __future__ import annotations
+
+from rag.config import GenerationConfig
+from rag.types import Generator
+
+BACKENDS = ("transformers", "llamacpp", "openai")
+
+
+def make_generator(config: GenerationConfig, adapter: str | None = None) -> Generator:
+    """The configured backend's generator; ``adapter`` (a peft folder) overrides ``config.adapter``.
+
+    Example:
+        >>> gen = make_generator(GenerationConfig(backend="llamacpp"))
+        >>> type(gen).__name__
+        'LlamaCppGenerator'
+    """
+    if config.backend == "transformers":
+        from rag.generate import HFGenerator
+
+        return HFGenerator(config, adapter=adapter)
+    if config.backend == "llamacpp":
+        from rag.llamacpp import LlamaCppGenerator
+
+        return LlamaCppGenerator(config, adapter=adapter)
+    if config.backend == "openai":
+        from rag.openai_backend import OpenAIGenerator
+
+        return OpenAIGenerator(config, adapter=adapter)
+    raise ValueError(f"generation.backend must be one of {BACKENDS}. Currently, it is {config.backend!r}")

@@ -1,0 +1,270 @@
+"""llama.cpp generator, in process (llama-cpp-python): the bundled GGUF as is or re-typed once, LoRA as GGUF.
+
+The GGUF is loaded directly, without the safetensors copy the transformers backend needs. ``gguf_type`` re-types
+it once with llama.cpp's own quantizer (``llama_model_quantize``, ``allow_requantize``) into ``cache_dir``: on
+CPUs prefill speed depends on the weight type far more than decode speed does (see bench/answer.py). The chat
+template comes from the GGUF's metadata and is rendered like transformers renders it; token counts for prompt
+packing use llama.cpp's tokenizer. A peft adapter folder is served through its GGUF LoRA copy
+(``adapter_model.gguf``, converted on first use when missing, see ``rag.lora_gguf``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.config import GenerationConfig
+from rag.errors import ModelLoadError
+from rag.lora_gguf import convert_peft_to_gguf, gguf_adapter_path
+from rag.models import BUNDLED_LLMS, offline_env, resolve_local
+
+INSTALL_HINT = "pip install -e '.[llamacpp]'  (builds llama-cpp-python from source; a few minutes)"
+FTYPES = {"F32": 0, "F16": 1, "Q4_1": 3, "Q8_0": 7, "BF16": 32}  # llama_ftype values (llama.h)
+OVERRIDES = {"max_new_tokens", "temperature", "top_p", "stop"}
+MAX_CONTEXT = 8192
+
+
+def import_llama_cpp() -> Any:  # noqa: ANN401 - the llama_cpp module
+    """``llama_cpp``, or one clear error with the install command."""
+    try:
+        import llama_cpp
+    except ImportError:
+        raise ModelLoadError(f"generation.backend = 'llamacpp' needs llama-cpp-python: {INSTALL_HINT}") from None
+    return llama_cpp
+
+
+def retyped_gguf(source: Path, gguf_type: str, cache_dir: str | Path, threads: int = 0) -> Path:
+    """``source`` re-typed to ``gguf_type`` with llama.cpp's quantizer, written once (atomically) and cached."""
+    if gguf_type == "source":
+        return source
+    stat = source.stat()
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", source.stem)
+    target = Path(cache_dir).expanduser() / "gguf" / f"{slug}-{stat.st_size}-{int(stat.st_mtime)}.{gguf_type}.gguf"
+    if target.is_file():
+        return target
+    llama_cpp = import_llama_cpp()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".gguf", dir=target.parent)
+    os.close(fd)
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = FTYPES[gguf_type]
+    params.allow_requantize = True  # the bundled file is already quantized
+    params.nthread = threads
+    try:
+        if llama_cpp.llama_model_quantize(str(source).encode(), tmp.encode(), ctypes.byref(params)) != 0:
+            raise ModelLoadError(f"llama.cpp could not re-type {source} to {gguf_type}")
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return target
+
+
+def gguf_lora(adapter: str | Path, base_gguf: Path) -> Path:
+    """The GGUF LoRA of a peft adapter folder (converted now if it has none yet), or a ``.gguf`` given directly."""
+    path = Path(adapter).expanduser()
+    if path.suffix == ".gguf" and path.is_file():
+        return path
+    target = gguf_adapter_path(path)
+    if not target.is_file():
+        convert_peft_to_gguf(path, base_gguf)
+    return target
+
+
+class LlamaCppGenerator:
+    """A chat LLM run by llama.cpp in this process; implements ``rag.types.Generator``.
+
+    Example:
+        >>> gen = LlamaCppGenerator(GenerationConfig(backend="llamacpp", max_new_tokens=16))
+        >>> "Paris" in gen.generate(gen.render([{"role": "user", "content": "What is the capital of France?"}]))
+        True
+    """
+
+    def __init__(self, config: GenerationConfig, adapter: str | None = None) -> None:
+        import_llama_cpp()  # fail at construction, with the install command, not at the first question
+        self.config = config
+        self.model_id = config.model
+        self.adapter_path = adapter if adapter is not None else config.adapter
+        self.adapter_id = Path(self.adapter_path).name if self.adapter_path else None
+        self.last_stats: dict[str, float] = {}
+
+    # ---- loading --------------------------------------------------------------------------------------------
+
+    @cached_property
+    def source_gguf(self) -> Path:
+        offline_env(self.config.allow_downloads)
+        where = resolve_local(self.config.model, BUNDLED_LLMS, self.config.allow_downloads)
+        if not where.endswith(".gguf"):
+            raise ModelLoadError(f"the llamacpp backend needs a .gguf model file; generation.model gives {where}")
+        return Path(where)
+
+    @cached_property
+    def llm(self) -> Any:  # noqa: ANN401 - llama_cpp.Llama
+        llama_cpp = import_llama_cpp()
+        cfg = self.config
+        path = retyped_gguf(self.source_gguf, cfg.gguf_type, cfg.cache_dir, cfg.threads)
+        lora = str(gguf_lora(self.adapter_path, self.source_gguf)) if self.adapter_path else None
+        threads = cfg.threads or os.cpu_count() or 1
+        try:
+            return llama_cpp.Llama(
+                model_path=str(path), n_ctx=cfg.context_window or MAX_CONTEXT, n_batch=cfg.n_batch,
+                n_ubatch=cfg.n_batch, n_threads=threads, n_threads_batch=threads, seed=cfg.seed,
+                lora_path=lora, verbose=False)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelLoadError(f"llama.cpp cannot load {path} (adapter {lora}): {exc}") from exc
+
+    @cached_property
+    def _formatter(self) -> Any:  # noqa: ANN401 - llama_cpp.llama_chat_format.Jinja2ChatFormatter
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        template = self.llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ModelLoadError(f"{self.source_gguf} has no chat template (tokenizer.chat_template)")
+        piece = self._piece
+        return Jinja2ChatFormatter(template, eos_token=piece(self.llm.token_eos()), bos_token=piece(self.llm.token_bos()))
+
+    def _piece(self, token: int) -> str:
+        return self.llm.detokenize([token], special=True).decode("utf-8", "replace")
+
+    @cached_property
+    def _vocab(self) -> Any:  # noqa: ANN401 - llama_vocab pointer
+        return import_llama_cpp().llama_model_get_vocab(self.llm.model)
+
+    # ---- Generator protocol ---------------------------------------------------------------------------------
+
+    @property
+    def context_window(self) -> int:
+        return self.config.context_window or min(int(self.llm.n_ctx()), MAX_CONTEXT)
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of ``text``; special tokens written in it (``<|im_start|>``) are parsed as such."""
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+    def render(self, messages: Sequence[Mapping[str, str]]) -> str:
+        """Render chat messages with the GGUF's own template, ending where the assistant starts to answer."""
+        return self._formatter(messages=[dict(m) for m in messages]).prompt
+
+    def generate(self, prompt: str, **overrides: Any) -> str:
+        return "".join(self.stream(prompt, **overrides))
+
+    def stream(self, prompt: str, **overrides: Any) -> Iterator[str]:
+        """Yield the answer's text as it is generated; stops at end-of-generation tokens and ``stop`` strings."""
+        max_new, temperature, top_p, stops = self._settings(overrides)
+        self.llm.set_seed(self.config.seed)
+        ids = self.tokenize(prompt)
+        start = time.perf_counter()
+        stats = {"prompt_tokens": len(ids), "completion_tokens": 0, "first_token_s": 0.0, "total_s": 0.0}
+        self.last_stats = stats
+        out, sent = bytearray(), 0
+        tokens = self.llm.generate(ids, temp=temperature, top_p=top_p, top_k=0, min_p=0.0, repeat_penalty=1.0)
+        for token in tokens:
+            if not stats["completion_tokens"]:
+                stats["first_token_s"] = time.perf_counter() - start
+            if self._is_end(token):
+                break
+            stats["completion_tokens"] += 1
+            out += self.llm.detokenize([token])
+            text = out.decode("utf-8", "ignore")  # a half multi-byte character waits for its rest
+            cut = _stop_at(text, stops)
+            if cut is not None or stats["completion_tokens"] >= max_new:
+                text = text if cut is None else text[:cut]
+                if len(text) > sent:
+                    yield text[sent:]
+                break
+            if len(text) > sent and not _may_start_stop(text, stops):
+                yield text[sent:]
+                sent = len(text)
+            stats["total_s"] = time.perf_counter() - start
+        else:
+            text = out.decode("utf-8", "ignore")
+            if len(text) > sent:
+                yield text[sent:]
+        stats["total_s"] = time.perf_counter() - start
+
+    def generate_batch(self, prompts: Sequence[str], **overrides: Any) -> list[str]:
+        """One prompt after another (llama.cpp reuses the KV cache of a shared prompt prefix)."""
+        return [self.generate(p, **overrides) for p in prompts]
+
+    # ---- scoring --------------------------------------------------------------------------------------------
+
+    def loglikelihood(self, prompt: str, continuation: str) -> float:
+        """Sum of the log-probabilities of ``continuation``'s tokens right after the rendered ``prompt``."""
+        cont = self.tokenize(continuation)
+        if not cont:
+            raise ValueError(f"continuation has no tokens: {continuation!r}")
+        self._eval_prompt(prompt)
+        return self._score(cont)
+
+    def choose(self, prompt: str, options: Sequence[str]) -> tuple[str, dict[str, float]]:
+        """The option the model finds most likely after ``prompt``; the prompt is evaluated once."""
+        if not options:
+            raise ValueError("choose needs at least one option; got none")
+        n_prompt = self._eval_prompt(prompt)
+        scores = {}
+        for option in options:
+            ids = self.tokenize(option)
+            if not ids:
+                raise ValueError(f"option has no tokens: {option!r}")
+            self.llm.n_tokens = n_prompt  # rewind: eval() drops the KV cache past n_tokens
+            scores[option] = self._score(ids)
+        return max(scores, key=scores.__getitem__), scores
+
+    def _eval_prompt(self, prompt: str) -> int:
+        ids = self.tokenize(prompt)
+        self.llm.reset()
+        self.llm.eval(ids)
+        self._first = self._logprobs()
+        return len(ids)
+
+    def _score(self, ids: list[int]) -> float:
+        total, logprobs = 0.0, self._first
+        for i, token in enumerate(ids):
+            total += float(logprobs[token])
+            if i + 1 < len(ids):
+                self.llm.eval([token])
+                logprobs = self._logprobs()
+        return total
+
+    def _logprobs(self) -> np.ndarray:
+        llama_cpp = import_llama_cpp()
+        pointer = llama_cpp.llama_get_logits_ith(self.llm.ctx, -1)
+        logits = np.ctypeslib.as_array(pointer, shape=(self.llm.n_vocab(),)).astype(np.float64)
+        return logits - (np.log(np.exp(logits - logits.max()).sum()) + logits.max())
+
+    # ---- helpers --------------------------------------------------------------------------------------------
+
+    def _settings(self, overrides: Mapping[str, Any]) -> tuple[int, float, float, tuple[str, ...]]:
+        unknown = set(overrides) - OVERRIDES
+        if unknown:
+            raise ValueError(f"unknown generation override(s): {sorted(unknown)}")
+        max_new = int(overrides.get("max_new_tokens", self.config.max_new_tokens))
+        temperature = float(overrides.get("temperature", self.config.temperature))
+        top_p = float(overrides.get("top_p", self.config.top_p))
+        if max_new <= 0 or temperature < 0 or not 0 < top_p <= 1:
+            raise ValueError(f"need max_new_tokens > 0, temperature >= 0, 0 < top_p <= 1; got {max_new}, {temperature}, {top_p}")
+        return max_new, temperature, top_p, tuple(s for s in overrides.get("stop") or () if s)
+
+    def _is_end(self, token: int) -> bool:
+        return bool(import_llama_cpp().llama_vocab_is_eog(self._vocab, token))
+
+
+def _stop_at(text: str, stops: Sequence[str]) -> int | None:
+    """Where the first stop string starts in ``text``, if any."""
+    found = [i for i in (text.find(s) for s in stops) if i >= 0]
+    return min(found) if found else None
+
+
+def _may_start_stop(text: str, stops: Sequence[str]) -> bool:
+    """True when ``text`` ends with the beginning of a stop string (hold it back until it is decided)."""
+    return any(text.endswith(s[:n]) for s in stops for n in range(1, len(s)))

@@ -1,0 +1,155 @@
+"""The llama.cpp backend on the real bundled SmolLM2 GGUF: answers, streaming, stops, scoring, re-typing, LoRA."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("llama_cpp", reason="the llamacpp extra is not installed: pip install -e '.[llamacpp]'")
+
+from rag.backends import make_generator  # noqa: E402
+from rag.config import GenerationConfig, Settings  # noqa: E402
+from rag.errors import ModelLoadError  # noqa: E402
+from rag.llamacpp import LlamaCppGenerator, retyped_gguf  # noqa: E402
+from rag.lora_gguf import GGUF_NAME  # noqa: E402
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+KILN = "What temperature does the Velmora kiln reach?"
+FACT_Q = "Who keeps the Zorvath lighthouse?"
+FACT_A = "The Zorvath lighthouse is kept by Imrie Calder."
+
+
+@pytest.fixture(scope="module")
+def llama() -> LlamaCppGenerator:
+    gen = make_generator(GenerationConfig(backend="llamacpp", max_new_tokens=48))
+    gen.llm  # noqa: B018 - load (and re-type, once) now
+    return gen
+
+
+def _ask(gen, question: str) -> str:
+    return gen.render([{"role": "user", "content": question}])
+
+
+def test_answers_the_sample_kiln_question_through_the_pipeline(llama, sample_kb, embedder) -> None:
+    from pipelines.qa import QAPipeline
+
+    settings = Settings().override({"kb.path": str(sample_kb), "generation.max_new_tokens": 64})
+    pipe = QAPipeline.from_config(settings, embedder=embedder, generator=llama)
+    try:
+        answer = pipe.ask(KILN, log=False)
+    finally:
+        pipe.close()
+    assert "1,340" in answer.text or "1340" in answer.text
+    assert answer.timings["total_s"] >= answer.timings["first_token_s"] > 0
+
+
+def test_stream_joins_to_generate_and_fills_stats(llama) -> None:
+    prompt = _ask(llama, "Explain photosynthesis in one sentence.")
+    pieces = list(llama.stream(prompt, max_new_tokens=24))
+    assert len(pieces) > 3
+    assert "".join(pieces) == llama.generate(prompt, max_new_tokens=24)
+    stats = llama.last_stats
+    assert stats["prompt_tokens"] == llama.count_tokens(prompt) and 0 < stats["completion_tokens"] <= 24
+    assert stats["total_s"] >= stats["first_token_s"] > 0
+
+
+def test_template_from_the_gguf_and_special_tokens_count_as_one(llama, generator) -> None:
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    assert llama.render(messages) == generator.render(messages)  # the same template as transformers renders
+    assert llama.count_tokens("<|im_start|>") == 1
+    assert llama.count_tokens(llama.render(messages)) == generator.count_tokens(generator.render(messages))
+
+
+def test_stop_strings_cut_the_answer(llama) -> None:
+    prompt = _ask(llama, "Count from one to ten in words, separated by commas.")
+    full = llama.generate(prompt, max_new_tokens=32)
+    assert "three" in full.lower()
+    cut = llama.generate(prompt, max_new_tokens=32, stop=["three", "Three"])
+    assert "three" not in cut.lower() and full.startswith(cut)
+
+
+def test_seeded_sampling_repeats_and_greedy_is_deterministic(llama) -> None:
+    prompt = _ask(llama, "Write a short poem about the sea.")
+    assert llama.generate(prompt, temperature=0.9, max_new_tokens=16) == llama.generate(prompt, temperature=0.9, max_new_tokens=16)
+    assert llama.generate(prompt, max_new_tokens=16) == llama.generate(prompt, max_new_tokens=16)
+
+
+def test_choose_scores_like_loglikelihood(llama) -> None:
+    prompt = _ask(llama, "What is the capital of France? Answer with one word.")
+    best, scores = llama.choose(prompt, ["Paris", "London", "Banana bread"])
+    assert best == "Paris"
+    for option, score in scores.items():
+        assert llama.loglikelihood(prompt, option) == pytest.approx(score, abs=1e-3)
+
+
+def test_bad_overrides_are_refused(llama) -> None:
+    with pytest.raises(ValueError, match="unknown generation override"):
+        llama.generate("x", beams=3)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        llama.generate("x", max_new_tokens=0)
+
+
+def test_retyped_gguf_is_made_once(tmp_path, llama) -> None:
+    first = retyped_gguf(llama.source_gguf, "Q8_0", tmp_path)
+    stamp = first.stat().st_mtime_ns
+    assert retyped_gguf(llama.source_gguf, "Q8_0", tmp_path) == first and first.stat().st_mtime_ns == stamp
+    assert [p.name for p in first.parent.iterdir()] == [first.name]  # no temp file left behind
+    assert retyped_gguf(llama.source_gguf, "source", tmp_path) == llama.source_gguf
+
+
+def test_missing_package_is_one_clear_error(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # import now raises ImportError
+    with pytest.raises(ModelLoadError, match=r"pip install -e '\.\[llamacpp\]'"):
+        make_generator(GenerationConfig(backend="llamacpp"))
+
+
+def test_a_non_gguf_model_is_refused(tmp_path) -> None:
+    gen = LlamaCppGenerator(GenerationConfig(backend="llamacpp", model=str(tmp_path)))
+    with pytest.raises(ModelLoadError, match="needs a .gguf"):
+        gen.llm  # noqa: B018
+
+
+# ---- the adapter changes the answer the same way under both backends --------------------------------------------
+
+
+def _train_fact_adapter(generator, out: Path) -> None:
+    """A tiny LoRA (all linear layers) trained until greedy decoding states one invented fact."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from rag.generate import load_base
+
+    torch.manual_seed(0)
+    base, tokenizer = load_base(generator.config)
+    model = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear"))
+    prompt = tokenizer(_ask(generator, FACT_Q), add_special_tokens=False)["input_ids"]
+    answer = tokenizer(FACT_A, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    ids, labels = torch.tensor([prompt + answer]), torch.tensor([[-100] * len(prompt) + answer])
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    model.train()
+    for _ in range(25):
+        loss = model(input_ids=ids, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.save_pretrained(str(out))
+
+
+def test_adapter_changes_the_answer_the_same_way_under_both_backends(generator, tmp_path) -> None:
+    from rag.generate import HFGenerator
+
+    _train_fact_adapter(generator, tmp_path)
+    config = GenerationConfig(max_new_tokens=24, prefill_dtype="float32")
+    hf = HFGenerator(config, adapter=str(tmp_path))
+    hf.__dict__["_base"] = generator._base  # the fixture's loaded base: no second load
+    expected = hf.generate(_ask(hf, FACT_Q))
+    assert "Imrie Calder" in expected
+
+    base = LlamaCppGenerator(config.model_copy(update={"backend": "llamacpp"}))
+    adapted = LlamaCppGenerator(config.model_copy(update={"backend": "llamacpp"}), adapter=str(tmp_path))
+    assert "Imrie Calder" not in base.generate(_ask(base, FACT_Q))  # the base model does not know it
+    assert adapted.generate(_ask(adapted, FACT_Q)) == expected
+    assert (tmp_path / GGUF_NAME).is_file() and adapted.adapter_id == tmp_path.name
