@@ -30,9 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="config.toml to read (default: ./config.toml when present)")
     parser.add_argument("--kb", help="knowledge-base folder (overrides kb.path)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    from pipelines.cli import distill, eval, kb, qa
+    from pipelines.cli import distill, eval, kb, qa, serve
 
-    for module in (kb, qa, eval, distill):
+    for module in (kb, qa, eval, distill, serve):
         module.register(sub)
     for command in sub.choices.values():  # as users type them: `rag ingest docs --kb mykb` works too
         _global_options(command)
