@@ -68,7 +68,9 @@ class _Walk:
         if self._excluded_path(path):
             return
         if path.suffix.lower() in SUPPORTED:
-            self.found.add(path.resolve())
+            resolved = path.resolve()
+            # a link to a FIFO or a device keeps the name the user gave, so that its failure names it
+            self.found.add(resolved if resolved.is_file() else path.absolute())
         else:
             self.skipped.append((display_path(path), f"unsupported type '{path.suffix or path.name}'"))
 
@@ -80,7 +82,7 @@ class _Walk:
         target = os.path.realpath(path)
         if policy == "within" and any(target == r or target.startswith(r.rstrip("/") + "/") for r in self.roots):
             return True
-        where = "" if policy == "never" else f" to {display_path(target)}, outside the given folders"
+        where = "" if policy == "never" else f" to {display_path(target)} leads outside the given folders;"
         self.skipped.append((display_path(path), f"symbolic link{where} not followed "
                                                  f"(ingest.follow_symlinks = \"{policy}\")"))
         return False
@@ -104,7 +106,9 @@ def discover(paths: Sequence[str | Path], config: IngestConfig, exclude: Sequenc
     bad path: it becomes a ``failed`` entry.
     """
     walk = _Walk(config, exclude)
-    walk.roots = [os.path.realpath(_root_of(Path(raw).expanduser(), str(raw))) for raw in paths]
+    # folders and glob prefixes confine symlinks; a file named explicitly is taken as it is
+    walk.roots = [os.path.realpath(root) for raw in paths
+                  if (root := _root_of(Path(raw).expanduser(), str(raw))).is_dir()]
     for raw in paths:
         path = Path(raw).expanduser()
         if path.is_dir():
@@ -125,7 +129,7 @@ def discover(paths: Sequence[str | Path], config: IngestConfig, exclude: Sequenc
 
 
 def _root_of(path: Path, raw: str) -> Path:
-    """The folder a path argument confines symlinks to: the folder itself, a glob's fixed prefix, or a file."""
+    """The folder a path argument confines symlinks to: the folder itself or a glob's fixed prefix."""
     if _GLOB_CHARS.search(raw) and not path.exists():
         parts = path.parts
         fixed = next(i for i, part in enumerate(parts) if _GLOB_CHARS.search(part))

@@ -12,7 +12,7 @@ import hashlib
 import json
 import stat as stat_kind
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -66,6 +66,9 @@ class IngestPipeline:
         self.embedder = embedder or SentenceTransformerEmbedder(settings.embedding)
         self.preprocessor = Preprocessor(settings.preprocess, self.embedder.count_tokens_batch)
         self.progress = settings.ingest.show_progress
+        # called with an event name at each step that changes the KB on disk ("file", "vectors_saved",
+        # "checkpoint", "bm25_synced", "bm25_saved"): progress reporting, and the kill -9 test harness
+        self.on_event: Callable[[str], None] | None = None
         self._bm25_queue: list[str] = []
 
     @classmethod
@@ -102,6 +105,7 @@ class IngestPipeline:
                 report.removed += self._prune(kb, paths, {display_path(f) for f in found.files})
             collect_garbage(kb)
             kb.bm25.save()
+            self._event("bm25_saved")
             kb.update_manifest(chunking=self.settings.preprocess.model_dump(), index_type=kb.vectors.kind)
             report.passages = kb.store.counts()["passages"]
         report.seconds = round(time.perf_counter() - start, 3)
@@ -129,6 +133,7 @@ class IngestPipeline:
         bar = tqdm(files, desc="files", unit="file", disable=not self.progress)
         for file in bar:
             outcome = self._ingest_file(kb, file, fingerprint, report)
+            self._event("file")
             if outcome in ("added", "updated"):
                 done.append(display_path(file))
             if outcome != "failed":
@@ -203,14 +208,21 @@ class IngestPipeline:
         if not staged:
             return
         kb.vectors.save()
+        self._event("vectors_saved")
         kb.store.assign_vectors(staged)
         self._bm25_queue += [pid for pid, _ in staged]
+        self._event("checkpoint")
 
     def _sync_bm25(self, kb: KnowledgeBase) -> None:
         """Add this run's passages to BM25 in one step (a crash before it is repaired on the next open)."""
         if self._bm25_queue:
             kb.bm25.add(kb.store.embed_texts_for(self._bm25_queue))
             self._bm25_queue = []
+            self._event("bm25_synced")
+
+    def _event(self, name: str) -> None:
+        if self.on_event is not None:
+            self.on_event(name)
 
     def _prune(self, kb: KnowledgeBase, roots: Sequence[str | Path], seen: set[str]) -> int:
         folders = [Path(r).expanduser().resolve() for r in roots if Path(r).expanduser().is_dir()]
