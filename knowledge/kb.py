@@ -86,6 +86,8 @@ class KnowledgeBase:
         """Open (and with ``create`` make) a KB. ``embedding`` (model, dimension, ...) must match the manifest."""
         root = Path(path).expanduser().resolve()
         manifest_path = root / MANIFEST
+        if not manifest_path.exists() and (root / DATABASE).exists():  # a KB whose manifest was lost
+            raise KnowledgeBaseError(f"{manifest_path} is missing but {root / DATABASE} exists; {repair_hint(root)}")
         if not manifest_path.exists():
             if not create:
                 raise EmptyKnowledgeBaseError(f"no knowledge base at {root}; run `rag ingest PATH --kb {root}` first")
@@ -97,9 +99,6 @@ class KnowledgeBase:
             if not manifest_path.exists():
                 if embedding is None:
                     raise ValueError("creating a knowledge base needs the embedding description")
-                if (root / DATABASE).exists():  # a KB whose manifest was deleted: do not start over on top of it
-                    raise KnowledgeBaseError(f"{manifest_path} is missing but {root / DATABASE} exists; "
-                                             f"{repair_hint(root)}")
                 write_json_atomic(manifest_path, {"format_version": FORMAT_VERSION, "embedding": embedding})
             manifest = read_manifest(root)
             _check_manifest(root, manifest, embedding)
