@@ -21,11 +21,9 @@ def _open(settings: Settings, write: bool = False) -> KnowledgeBase:
     return KnowledgeBase.open(settings.kb.path, write=write, index=settings.index, retrieval=settings.retrieval)
 
 
-def plan_removal(known: Sequence[str], paths: Sequence[str | Path]) -> tuple[list[str], list[str], list[str]]:
-    """``(sources to remove, targets matching nothing, sources matched only through a folder)``.
-
-    Raises ``ValueError`` for an empty path or the filesystem root, which would match every source.
-    """
+def removal_targets(paths: Sequence[str | Path]) -> list[str]:
+    """The resolved display paths to remove. Raises ``ValueError`` for an empty path or the filesystem root,
+    which would match every source."""
     targets = []
     for raw in paths:
         if not str(raw).strip():
@@ -34,6 +32,12 @@ def plan_removal(known: Sequence[str], paths: Sequence[str | Path]) -> tuple[lis
         if target == Path(target.anchor):
             raise ValueError(f"'{raw}' is the filesystem root and would remove every source; name a file or folder")
         targets.append(display_path(target))
+    return targets
+
+
+def plan_removal(known: Sequence[str], paths: Sequence[str | Path]) -> tuple[list[str], list[str], list[str]]:
+    """``(sources to remove, targets matching nothing, sources matched only through a folder)``."""
+    targets = removal_targets(paths)
     exact = [s for s in known if s in targets]
     under = [s for s in known if s not in exact and any(s.startswith(t.rstrip("/") + "/") for t in targets)]
     missing = [t for t in targets if t not in exact and not any(s.startswith(t.rstrip("/") + "/") for s in known)]
@@ -47,6 +51,7 @@ def remove_sources(settings: Settings, paths: Sequence[str | Path], *, confirmed
     More than one source matched through a folder (not named exactly) is removed only when ``confirmed``;
     otherwise, and with ``dry_run``, nothing is removed and ``would_remove`` lists what would go.
     """
+    removal_targets(paths)  # refuse "" and "/" before touching the KB
     with _open(settings, write=not dry_run) as kb:
         gone, missing, under = plan_removal([s.path for s in kb.store.sources()], paths)
         if dry_run or (len(under) > 1 and not confirmed):
