@@ -321,9 +321,14 @@ def _matches(filters: Filters, path: str, meta: dict) -> bool:
     date = str(meta.get("date") or "")
     if (filters.date_from or filters.date_to) and not date:
         return False
-    if filters.date_from and date < filters.date_from:
+    if filters.date_from and _period_end(date) < filters.date_from:  # "2024" lasts until 2024-12-31
         return False
     return not (filters.date_to and date[: len(filters.date_to)] > filters.date_to)
+
+
+def _period_end(date: str) -> str:
+    """The last day of a year (``2024``) or month (``2024-06``) as a comparable string; full dates unchanged."""
+    return date + {4: "-12-31", 7: "-31"}.get(len(date), "")
 
 
 def _batches(items: list, size: int) -> Iterator[list]:

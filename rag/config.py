@@ -90,6 +90,19 @@ class PromptConfig(_Section):
     reserve_tokens: int = Field(16, ge=0, description="safety margin kept free in the context window")
 
 
+class AnswerConfig(_Section):
+    style: Literal["generative", "extractive", "auto"] = Field(
+        "auto", description="auto: generate, check support, fall back to the extractive answer when unsupported")
+    max_sentences: int = Field(2, ge=0, description="generated answers stop after this many sentences; 0 = no cap")
+    extract_sentences: int = Field(1, gt=0, description="sentences quoted by an extractive answer")
+    min_support: float = Field(0.6, ge=0, le=1, description="sentence support (word coverage + similarity) needed")
+    abstain: bool = Field(True, description="say abstain_text when retrieval and support are both low")
+    min_retrieval: float = Field(0.35, ge=-1, le=1, description="best dense cosine below which retrieval is weak")
+    min_evidence: float = Field(0.45, ge=0, le=1, description="best passage sentence score below which evidence is weak")
+    min_coverage: float = Field(0.8, ge=0, le=1, description="share of question topic words one passage must hold")
+    abstain_text: str = "The documents do not say."
+
+
 class GenerationConfig(_Section):
     model: str = "HuggingFaceTB/SmolLM2-135M-Instruct"
     adapter: str | None = Field(None, description="a LoRA adapter folder; default: the KB's active adapter")
@@ -180,6 +193,7 @@ class Settings(_Section):
     retrieval: RetrievalConfig = RetrievalConfig()
     prompt: PromptConfig = PromptConfig()
     generation: GenerationConfig = GenerationConfig()
+    answer: AnswerConfig = AnswerConfig()
     log: LogConfig = LogConfig()
     distill: DistillConfig = DistillConfig()
     eval: EvalConfig = EvalConfig()

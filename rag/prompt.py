@@ -29,6 +29,11 @@ TRANSLATE_SYSTEM = "Translate the user's text into {language}. Output only the t
 # '<' that could open a tag or a special token (<passage, </knowledge_base, <|im_start|>); '5 < 7' is left alone
 _TAG_OPEN = re.compile(r"<(?=\s*[/!|A-Za-z])")
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s|$)")
+# markup that can reach passages from HTML/Markdown sources and that a small model would echo back
+_HTML_TAG = re.compile(r"</?[A-Za-z][\w:-]*(?:\s+[^<>]*)?/?>")
+_ATTR_LIST = re.compile(r"\{\s*[#:.][^{}\n]*\}")  # MkDocs/kramdown "{ #anchor }", "{: .class }"
+_INCLUDE = re.compile(r"\{\*.*?\*\}", re.S)  # MkDocs "{* docs_src/... *}" include directives
+_ENTITY = {"&amp;": "&", "&nbsp;": " ", "&quot;": '"', "&#39;": "'"}
 
 Render = Callable[[Sequence[tuple[Hit, str]]], str]
 
@@ -57,15 +62,30 @@ def sentence_prefixes(text: str) -> list[str]:
     return prefixes
 
 
+def clean_passage(text: str) -> str:
+    """Passage text without HTML tags, attribute lists, include directives and common entities.
+
+    Example:
+        >>> clean_passage('<section id="s-1">CORS { #cors } lets <b>browsers</b> call &amp; share.</section>')
+        'CORS lets browsers call & share.'
+    """
+    text = _INCLUDE.sub(" ", _ATTR_LIST.sub(" ", _HTML_TAG.sub(" ", text)))
+    for entity, char in _ENTITY.items():
+        text = text.replace(entity, char)
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return "\n".join(line for line in lines if line).replace(" .", ".").replace(" ,", ",")
+
+
 def format_passages(passages: Sequence[tuple[Hit, str]]) -> str:
-    """The knowledge-base block: each passage numbered and wrapped in ``<passage>`` tags."""
+    """The knowledge-base block: each passage cleaned, numbered and wrapped in ``<passage>`` tags."""
     if not passages:
         return "<knowledge_base>\n(no passages)\n</knowledge_base>"
     parts = []
     for n, (hit, text) in enumerate(passages, start=1):
         p = hit.passage
         label = f"{p.title} — {p.location}" if p.title else p.location
-        parts.append(f'<passage id="{n}">\n[{n}] ({neutralise(label)}) {neutralise(text.strip())}\n</passage>')
+        body = neutralise(clean_passage(text.strip()))
+        parts.append(f'<passage id="{n}">\n[{n}] ({neutralise(label)}) {body}\n</passage>')
     return "<knowledge_base>\n" + "\n".join(parts) + "\n</knowledge_base>"
 
 

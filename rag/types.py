@@ -87,12 +87,18 @@ class Hit:
     ranks: Mapping[str, int] = field(default_factory=dict)
 
 
+CITATION_KINDS = ("supported", "attributed", "unsupported")
+
+
 @dataclass(frozen=True)
 class Citation:
     """An answer's reference to the passage that was given to the model as number ``n``.
 
-    Small models often omit ``[n]`` markers; then sentences of the answer are attributed to the passage that
-    supports them (``kind = "attributed"``), so every answer's claims can still be checked against a source.
+    ``kind`` says how far to trust it: ``supported`` (the model wrote ``[n]``, or the answer quotes the passage,
+    and the passage supports the sentence), ``attributed`` (no marker; the support check found this passage
+    supports the sentence) or ``unsupported`` (the model wrote ``[n]`` but passage n does not support the
+    sentence). ``location`` is the source path relative to the ingest root plus the section; ``span`` is the
+    character range of the supporting sentence in the passage text, when one was quoted.
     """
 
     marker: int
@@ -100,7 +106,13 @@ class Citation:
     source: str
     location: str
     score: float
-    kind: str = "marker"  # "marker": the model wrote [n]; "attributed": matched afterwards (see rag.attribute)
+    kind: str = "supported"
+    span: tuple[int, int] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"marker": self.marker, "passage_id": self.passage_id, "source": self.source,
+                "location": self.location, "score": self.score, "kind": self.kind,
+                "span": list(self.span) if self.span else None}
 
 
 @dataclass(frozen=True)
@@ -134,6 +146,8 @@ class Embedder(Protocol):
 
     def embed(self, texts: Sequence[str], *, batch_size: int | None = None, show_progress: bool = False) -> np.ndarray: ...
 
+    def embed_queries(self, queries: Sequence[str]) -> np.ndarray: ...
+
     def count_tokens(self, text: str) -> int: ...
 
 
@@ -151,9 +165,8 @@ class Generator(Protocol):
     """
 
     model_id: str
-    def embed_queries(self, queries: Sequence[str]) -> np.ndarray: ...
-
     adapter_id: str | None
+    last_stats: Mapping[str, float]
 
     @property
     def context_window(self) -> int: ...
@@ -166,19 +179,6 @@ class Generator(Protocol):
 
     def stream(self, prompt: str, **overrides: Any) -> Iterator[str]: ...
 
-    last_stats: Mapping[str, float]
-
-@dataclass(frozen=True)
-class Answer:
-    """The result of one ask: the answer text, validated citations, every retrieved hit, timings and token counts.
-
-    ``context`` holds the hits that were injected into the prompt, in marker order (``[1]`` is ``context[0]``).
-    ``invalid_markers`` lists ``[n]`` markers the model wrote that point outside the given context; they are
-    dropped from ``citations``. ``path`` is ``"rag"`` (retrieval) or ``"closed"`` (closed-book).
-    """
-
-    id: str
-    question: str
     def generate_batch(self, prompts: Sequence[str], **overrides: Any) -> list[str]: ...
 
 
@@ -190,6 +190,22 @@ class Scorer(Protocol):
 
     def choose(self, prompt: str, options: Sequence[str]) -> tuple[str, dict[str, float]]: ...
 
+
+@dataclass(frozen=True)
+class Answer:
+    """The result of one ask: the answer text, validated citations, every retrieved hit, timings and token counts.
+
+    ``context`` holds the hits that were injected into the prompt, in marker order (``[1]`` is ``context[0]``).
+    ``invalid_markers`` lists ``[n]`` markers the model wrote that point outside the given context; they are
+    dropped from ``citations``. ``path`` is ``"rag"`` (retrieval) or ``"closed"`` (closed-book).
+    ``supported`` is True when every claim sentence is supported by a context passage (None: not checked);
+    ``abstained`` when the answer is the abstention text; ``style`` is how the text was made (``generative``,
+    ``extractive``, or ``fallback``: generated, unsupported, replaced by the extractive answer); ``query`` is the
+    text retrieval used (chat's standalone question); ``grounding`` holds the scores behind the verdicts.
+    """
+
+    id: str
+    question: str
     text: str
     citations: tuple[Citation, ...] = ()
     invalid_markers: tuple[int, ...] = ()
@@ -200,7 +216,27 @@ class Scorer(Protocol):
     model: str = ""
     adapter: str | None = None
     path: str = "rag"
+    supported: bool | None = None
+    abstained: bool = False
+    style: str = "generative"
+    query: str = ""
+    grounding: Mapping[str, Any] = field(default_factory=dict)
     feedback_sink: Any = field(default=None, compare=False, repr=False)
+
+    def to_dict(self, passage_text: bool = True) -> dict[str, Any]:
+        """The JSON shape of the CLI's ``--json`` and the HTTP API (one place, so both stay the same)."""
+        def hit(h: Hit) -> dict[str, Any]:
+            out = {"passage_id": h.passage.id, "source": h.passage.source, "location": h.passage.location,
+                   "rank": h.rank, "score": h.score, "scores": dict(h.scores)}
+            return out | ({"text": h.passage.text} if passage_text else {})
+
+        return {
+            "id": self.id, "question": self.question, "query": self.query or self.question, "answer": self.text,
+            "path": self.path, "style": self.style, "supported": self.supported, "abstained": self.abstained,
+            "citations": [c.to_dict() for c in self.citations], "invalid_markers": list(self.invalid_markers),
+            "hits": [hit(h) for h in self.hits], "grounding": dict(self.grounding), "timings": dict(self.timings),
+            "tokens": dict(self.tokens), "model": self.model, "adapter": self.adapter,
+        }
 
     def feedback(self, good: bool, correction: str | None = None) -> None:
         """Store human feedback on this answer in the knowledge base it came from."""

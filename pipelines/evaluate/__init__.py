@@ -31,6 +31,14 @@ from rag.config import Settings
 PipelineFactory = Callable[[Settings, "Path | None", "str | None"], EvalPipeline]
 IngestFn = Callable[[Settings, Path, Path], None]
 JOB_KEYS = {"dataset", "format", "split", "limit", "seed", "modes", "name", "adapter", "scoring", "kb", "resume"}
+# the TOML type each job key must have, so a wrong one is named with its file instead of failing later
+JOB_TYPES: dict[str, tuple[type, ...]] = {"dataset": (str,), "format": (str,), "split": (str,), "limit": (int,),
+                                          "seed": (int,), "modes": (list,), "name": (str,), "adapter": (str,),
+                                          "scoring": (str,), "kb": (str,), "resume": (bool, str)}
+
+
+class JobFileError(ValueError):
+    """A job file is unreadable or one of its fields is wrong; the message names the file and the field."""
 
 
 @dataclass(frozen=True)
@@ -91,16 +99,19 @@ class EvalJob:
         file = Path(path)
         try:
             data = tomllib.loads(file.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ValueError(f"{file}: cannot read job file ({exc})") from None
-        unknown = set(data) - JOB_KEYS
-        if unknown:
-            raise ValueError(f"{file}: unknown job key {sorted(unknown)[0]!r}; allowed: {sorted(JOB_KEYS)}")
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise JobFileError(f"{file}: cannot read job file ({exc})") from None
+        _check_job(file, data)
         data |= {k: v for k, v in overrides.items() if v is not None and v is not False and v != []}
         if "dataset" not in data:
-            raise ValueError(f"{file}: a job needs 'dataset'")
+            raise JobFileError(f"{file}: a job needs 'dataset' (a BEIR folder, QA .jsonl or PubMedQA folder)")
         dataset = Path(data.pop("dataset")).expanduser()
-        return cls(dataset if dataset.is_absolute() else file.parent / dataset, settings, **data)
+        show_progress = data.pop("show_progress", True)
+        try:
+            return cls(dataset if dataset.is_absolute() else file.parent / dataset, settings,
+                       show_progress=show_progress, **data)
+        except ValueError as exc:  # e.g. an unknown mode or scoring: say which file it came from
+            raise JobFileError(f"{file}: {exc}") from None
 
     # ---- the job ------------------------------------------------------------------------------------------------
 
@@ -119,7 +130,7 @@ class EvalJob:
         return self._finish(ds, modes, scoring, name, fingerprint, run_dir, writer.done())
 
     def _resolve_modes(self, ds: EvalDataset) -> list[str]:
-        answerable = any(q.label or q.answers for q in ds.queries)
+        answerable = any(q.label or q.answers or q.unanswerable for q in ds.queries)
         modes = self.modes or (list(RETRIEVAL_MODES) if ds.kind == "beir" else
                                ["closed", "rag"] + (["oracle"] if any(q.gold_context for q in ds.queries) else []))
         for mode in modes:
@@ -215,10 +226,24 @@ class EvalJob:
         info = {"name": name, "dataset": str(self.dataset), "kind": ds.kind, "split": ds.split, "modes": modes,
                 "primary_mode": primary, "scoring": scoring, "fingerprint": fingerprint, "metrics": metrics,
                 "counts": counts, "warnings": list(ds.warnings), "plots": [p.name for p in plots],
-                "seed": self.seed, "limit": self.limit, "adapter": self.adapter}
+                "seed": self.seed, "limit": self.limit, "adapter": self.adapter, "has_labels": ds.has_labels,
+                "examples": eval_report.pick_examples(by_mode.get(primary, []))}
         eval_report.write_metrics(run_dir, info)
         eval_report.write_report_md(run_dir, info)
         return EvalReport(name, run_dir, metrics, counts, primary, fingerprint, ds.warnings, tuple(modes))
+
+
+def _check_job(file: Path, data: dict[str, Any]) -> None:
+    unknown = set(data) - JOB_KEYS
+    if unknown:
+        raise JobFileError(f"{file}: unknown job key {sorted(unknown)[0]!r}; allowed: {sorted(JOB_KEYS)}")
+    for key, value in data.items():
+        kinds = JOB_TYPES[key]
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            want = " or ".join(k.__name__ for k in kinds)
+            raise JobFileError(f"{file}: job key '{key}' must be a {want}, got {value!r}")
+    if "modes" in data and not all(isinstance(m, str) for m in data["modes"]):
+        raise JobFileError(f"{file}: job key 'modes' must be a list of mode names, got {data['modes']!r}")
 
 
 def flat_metrics(by_mode: dict[str, list[dict[str, Any]]]) -> dict[str, float | None]:

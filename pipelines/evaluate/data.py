@@ -34,6 +34,7 @@ class EvalQuery:
     label: str | None = None
     relevant: dict[str, int] = field(default_factory=dict)
     gold_context: str | None = None
+    unanswerable: bool = False  # the documents do not hold the answer: the right response is to abstain
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,12 @@ def _qrels_warnings(path: Path, unknown_q: list[str], unknown_d: set[str]) -> tu
 
 
 def load_qa(path: Path, split: str | None = None) -> EvalDataset:
-    """Rows ``{id, question, answers: [...] and/or label, context_ids?: [...], context?: str, split?: str}``."""
+    """Rows ``{id, question, answers: [...] and/or label, context_ids?: [...], context?: str, split?: str}``.
+
+    ``context_ids`` lists what retrieval should find: KB passage ids, document ids (the source path, or
+    ``path#record-id`` for JSONL records) or bare JSONL record ids. ``unanswerable: true`` (with no answers)
+    marks a question the documents do not answer, scored by abstention.
+    """
     queries, splits = [], set()
     for n, row in read_jsonl(path):
         splits.add(str(row.get("split", "")))
@@ -188,12 +194,16 @@ def _qa_query(row: dict[str, Any], path: Path, n: int) -> EvalQuery:
     label = row.get("label")
     if label is not None and str(label).lower() not in LABELS:
         raise DatasetError(f"{path}:{n}: label {label!r} is not one of {LABELS}")
-    if not answers and label is None:
-        raise DatasetError(f"{path}:{n}: needs 'answers' or 'label'")
+    unanswerable = row.get("unanswerable", False)
+    if not isinstance(unanswerable, bool):
+        raise DatasetError(f"{path}:{n}: 'unanswerable' must be true or false")
+    if not answers and label is None and not unanswerable:
+        raise DatasetError(f"{path}:{n}: needs 'answers', 'label' or 'unanswerable': true")
     ctx_ids = row.get("context_ids", [])
     return EvalQuery(id=_require(row, "id", path, n), question=_require(row, "question", path, n),
                      answers=tuple(str(a) for a in answers), label=str(label).lower() if label else None,
-                     relevant={str(c): 1 for c in ctx_ids}, gold_context=row.get("context"))
+                     relevant={str(c): 1 for c in ctx_ids}, gold_context=row.get("context"),
+                     unanswerable=unanswerable)
 
 
 # ---- PubMedQA --------------------------------------------------------------------------------------------------

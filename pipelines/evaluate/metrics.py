@@ -17,13 +17,16 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 import ir_measures
 import numpy as np
 
+from rag.cite import cited_markers
+from rag.text import contains
 from rag.types import Hit
+
+__all__ = ["cited_markers"]  # re-exported: evaluation reads markers with the product's parser
 
 LABEL_RE = re.compile(r"\b(yes|no|maybe)\b", re.IGNORECASE)
 ABSTAIN_RE = re.compile(
     r"(does not contain|doesn't contain|do not contain|cannot answer|can't answer|can not answer|"
-    r"unable to answer|not enough information|no information)", re.IGNORECASE)
-MARKER_RE = re.compile(r"\[(\d+)\]")
+    r"unable to answer|not enough information|no information|do not say|does not say)", re.IGNORECASE)
 
 
 # ---- retrieval ------------------------------------------------------------------------------------------------
@@ -134,9 +137,40 @@ def is_abstention(text: str) -> bool:
     return bool(ABSTAIN_RE.search(text))
 
 
-def cited_markers(text: str) -> list[int]:
-    """The distinct ``[n]`` markers in an answer, in order of first appearance."""
-    return list(dict.fromkeys(int(m) for m in MARKER_RE.findall(text)))
+def contains_answer(prediction: str, answers: Iterable[str]) -> float:
+    """1.0 when a gold answer occurs in the prediction, both normalised (case, punctuation, "1,340" = "1340").
+
+    Example:
+        >>> contains_answer("The kiln reaches 1340 °C [1].", ["1,340 °C"])
+        1.0
+    """
+    return float(any(contains(prediction, a) for a in answers))
+
+
+def fact_precision(cited_texts: Sequence[str], answers: Iterable[str]) -> float | None:
+    """Share of cited passages that hold a gold answer (every citation kind counts); None without citations."""
+    gold = list(answers)
+    if not cited_texts or not gold:
+        return None
+    return sum(1 for text in cited_texts if any(contains(text, a) for a in gold)) / len(cited_texts)
+
+
+def abstention_scores(records: Sequence[Mapping[str, object]]) -> dict[str, float]:
+    """Precision/recall of abstaining on unanswerable questions, and how often answerable ones abstain.
+
+    Empty when the records hold no unanswerable question (there is nothing to recall).
+    """
+    unanswerable = [r for r in records if r.get("unanswerable")]
+    if not unanswerable:
+        return {}
+    answerable = [r for r in records if not r.get("unanswerable")]
+    abstained = [r for r in records if r.get("abstained")]
+    hits = sum(1 for r in unanswerable if r.get("abstained"))
+    out = {"abstention_recall": hits / len(unanswerable),
+           "abstention_precision": hits / len(abstained) if abstained else 0.0}
+    if answerable:
+        out["answerable_abstain_rate"] = sum(1 for r in answerable if r.get("abstained")) / len(answerable)
+    return out
 
 
 def citation_precision(markers: Sequence[int], context_docs: Sequence[str], relevant: Iterable[str]) -> float | None:

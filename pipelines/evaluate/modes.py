@@ -10,10 +10,15 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+import numpy as np
+
 from pipelines.evaluate.data import LABELS, EvalQuery
-from pipelines.evaluate.metrics import (beir_doc_id, cited_markers, citation_precision, doc_run, exact_match,
-                                    is_abstention, latency_stats, mean_metrics, mean_of, parse_label,
-                                    per_query_retrieval, token_f1)
+from pipelines.evaluate.metrics import (abstention_scores, beir_doc_id, cited_markers, citation_precision,
+                                        contains_answer, doc_run, exact_match, fact_precision, is_abstention,
+                                        latency_stats, mean_metrics, mean_of, parse_label, per_query_retrieval,
+                                        token_f1)
+from rag.answering import Attempt, Outcome
+from rag.config import AnswerConfig
 from rag.types import Hit, Passage, content_hash
 
 RETRIEVAL_MODES = ("sparse", "dense", "hybrid")
@@ -69,80 +74,124 @@ def _oracle_hits(query: EvalQuery) -> list[Hit]:
     return [Hit(passage=passage, score=1.0, rank=1)]
 
 
-def _prompts(pipe: EvalPipeline, queries: Sequence[EvalQuery], mode: str) -> tuple[list[Any], list[list[Hit]]]:
-    questions = [q.question + (LABEL_SUFFIX if q.label else "") for q in queries]
+def _hits(pipe: EvalPipeline, queries: Sequence[EvalQuery], mode: str) -> list[list[Hit]]:
     if mode == "closed":
-        return [pipe.builder.build_closed_book(q) for q in questions], [[] for _ in queries]
+        return [[] for _ in queries]
     if mode == "rag":
-        hits = pipe.retriever.retrieve_batch([q.question for q in queries])
-    else:
-        hits = [_oracle_hits(q) for q in queries]
-    return [pipe.builder.build(q, h) for q, h in zip(questions, hits)], hits
+        return pipe.retriever.retrieve_batch([q.question for q in queries])
+    return [_oracle_hits(q) for q in queries]
 
 
-def _generate(pipe: EvalPipeline, queries: Sequence[EvalQuery], prompts: Sequence[Any],
-              scoring: str) -> list[tuple[str, dict[str, float]]]:
-    """Labelled queries under ``choice`` scoring pick an option; the others are generated in one batch."""
-    out: list[tuple[str, dict[str, float]]] = [("", {})] * len(queries)
-    generate = []
-    for i, (query, prompt) in enumerate(zip(queries, prompts)):
-        if query.label and scoring == "choice":
-            out[i] = pipe.generator.choose(prompt.text, list(LABELS))
-        else:
-            generate.append(i)
-    texts = pipe.generator.generate_batch([prompts[i].text for i in generate]) if generate else []
-    for i, text in zip(generate, texts):
-        out[i] = (text, {})
-    return out
+def _answer_one(pipe: EvalPipeline, query: EvalQuery, hits: list[Hit], mode: str, scoring: str) -> dict[str, Any]:
+    """One answer the way the product makes it (answer style, support check, abstention), or a label choice."""
+    question = query.question + (LABEL_SUFFIX if query.label else "")
+    prompt = pipe.builder.build_closed_book(question) if mode == "closed" else pipe.builder.build(question, hits)
+    if query.label and scoring == "choice":
+        text, scores = pipe.generator.choose(prompt.text, list(LABELS))
+        return {"prompt": prompt, "answer": text, "choice_scores": scores, "method": "choice", "outcome": None}
+    settings = getattr(pipe, "settings", None)
+    config = settings.answer if settings is not None else AnswerConfig()
+    grounder = None if query.label else getattr(pipe, "grounder", None)  # a yes/no label is not a claim to quote
+    attempt = Attempt(config, grounder, pipe.generator, prompt, query.question)
+    outcome = attempt.finish("".join(attempt.pieces()))
+    return {"prompt": prompt, "answer": outcome.text, "choice_scores": {}, "method": "generate",
+            "outcome": outcome, "generated": attempt.generated}
 
 
 def answer_batch(pipe: EvalPipeline, queries: Sequence[EvalQuery], mode: str, scoring: str) -> list[dict[str, Any]]:
-    """Closed-book, RAG or oracle answers for a batch; each record says whether the answer was correct."""
+    """Closed-book, RAG or oracle answers; each record says whether it was correct and how long *it* took.
+
+    Retrieval runs once for the batch (its time is shared equally); each answer is timed on its own.
+    """
     start = time.perf_counter()
-    prompts, hits = _prompts(pipe, queries, base_mode(mode))
-    answers = _generate(pipe, queries, prompts, scoring)
-    per_query = (time.perf_counter() - start) / len(queries)
+    hits = _hits(pipe, queries, base_mode(mode))
+    shared = (time.perf_counter() - start) / max(len(queries), 1)
     records = []
-    for query, prompt, hit_list, (answer, scores) in zip(queries, prompts, hits, answers):
-        record = _score_answer(query, answer, [h.passage.doc_id for h in prompt.context])
-        generated = not scores
+    for query, hit_list in zip(queries, hits):
+        t0 = time.perf_counter()
+        made = _answer_one(pipe, query, hit_list, base_mode(mode), scoring)
+        latency = shared + time.perf_counter() - t0
+        prompt, answer, outcome = made["prompt"], made["answer"], made["outcome"]
+        record = _score_answer(query, answer, prompt.context, outcome)
         records.append(record | {
-            "mode": mode, "id": query.id, "question": query.question, "answer": answer, "choice_scores": scores,
-            "method": "generate" if generated else "choice", "hits": [beir_doc_id(h.passage.doc_id) for h in hit_list],
-            "latency_s": per_query, "prompt_tokens": prompt.n_tokens, "truncated": bool(prompt.truncated),
-            "completion_tokens": pipe.generator.count_tokens(answer) if generated else 0})
+            "mode": mode, "id": query.id, "question": query.question, "answer": answer,
+            "choice_scores": made["choice_scores"], "method": made["method"],
+            "hits": [beir_doc_id(h.passage.doc_id) for h in hit_list], "latency_s": latency,
+            "prompt_tokens": prompt.n_tokens, "truncated": bool(prompt.truncated),
+            "completion_tokens": pipe.generator.count_tokens(answer) if made.get("generated") else 0,
+            "answer_tokens": pipe.generator.count_tokens(answer) if answer else 0})
     return records
 
 
-def _score_answer(query: EvalQuery, answer: str, context_docs: Sequence[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {"gold": query.label or list(query.answers), "abstained": is_abstention(answer),
-                           "citation_precision": None, "cited": cited_markers(answer)}
-    if query.relevant and context_docs:
-        out["citation_precision"] = citation_precision(out["cited"], context_docs, query.relevant)
+def _citations(outcome: Outcome | None, answer: str, context: Sequence[Hit]) -> list[dict[str, Any]]:
+    """Every citation of the answer with its kind; unchecked (no grounder), the markers the model wrote."""
+    if outcome is not None and (outcome.citations or outcome.supported is not None):
+        return [{"marker": c.marker, "kind": c.kind, "passage_id": c.passage_id} for c in outcome.citations]
+    return [{"marker": m, "kind": "marker", "passage_id": context[m - 1].passage.id}
+            for m in cited_markers(answer) if 1 <= m <= len(context)]
+
+
+def _score_answer(query: EvalQuery, answer: str, context: Sequence[Hit], outcome: Outcome | None) -> dict[str, Any]:
+    cites = _citations(outcome, answer, context)
+    abstained = bool(outcome.abstained) if outcome is not None and outcome.abstained else is_abstention(answer)
+    out: dict[str, Any] = {"gold": query.label or list(query.answers), "abstained": abstained,
+                           "unanswerable": query.unanswerable, "citations": cites,
+                           "cited": [c["marker"] for c in cites], "citation_precision": None,
+                           "supported": outcome.supported if outcome is not None else None,
+                           "style": outcome.style if outcome is not None else None}
+    texts = {h.passage.id: h.passage.text for h in context}
+    if query.answers:  # the fact is in the cited passage
+        out["citation_precision"] = fact_precision([texts[c["passage_id"]] for c in cites], query.answers)
+    elif query.relevant and cites:  # no gold text: the cited passage is a relevant one
+        docs = [h.passage.doc_id for h in context]
+        out["citation_precision"] = citation_precision(out["cited"], docs, query.relevant)
     if query.label:
         out["prediction"] = parse_label(answer)
         out["correct"] = out["prediction"] == query.label
+    elif query.unanswerable:
+        out["correct"] = abstained
     else:
         out["em"], out["f1"] = exact_match(answer, query.answers), token_f1(answer, query.answers)
-        out["correct"] = bool(out["em"])
+        out["contains"] = contains_answer(answer, query.answers)
+        out["correct"] = bool(out["contains"])
     return out
 
 
 def answer_metrics(records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    """accuracy or EM/F1, unparsed labels, abstention and citation precision, latency and tokens/s."""
+    """accuracy, EM/F1/contains, unparsed labels, abstention (and its precision/recall), citation precision,
+    supported share and its precision, answer length, latency and tokens/s."""
     out: dict[str, float] = {"accuracy": mean_of(float(r["correct"]) for r in records) or 0.0}
     if any("em" in r for r in records):
-        out["em"] = mean_of(r.get("em") for r in records) or 0.0
-        out["f1"] = mean_of(r.get("f1") for r in records) or 0.0
+        for key in ("em", "f1", "contains"):
+            out[key] = mean_of(r.get(key) for r in records) or 0.0
     if any("prediction" in r for r in records):
         out["unparsed"] = float(sum(1 for r in records if "prediction" in r and r["prediction"] is None))
     out["abstention_rate"] = mean_of(float(r["abstained"]) for r in records) or 0.0
+    out |= abstention_scores(records)
     precision = mean_of(r.get("citation_precision") for r in records)
     if precision is not None:
         out["citation_precision"] = precision
+    out |= _support_metrics(records)
+    lengths = [r["answer_tokens"] for r in records if "answer_tokens" in r and "em" in r]
+    if lengths:
+        out["answer_tokens_p50"] = float(np.median(lengths))
     generated = [r for r in records if r.get("method") == "generate"]
     seconds = sum(r["latency_s"] for r in generated)
     tokens = sum(r["completion_tokens"] for r in generated)
     if tokens and seconds:
         out["tokens_per_s"] = tokens / seconds
     return out | latency_stats([r["latency_s"] for r in records])
+
+
+def _support_metrics(records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """How many answers are marked supported, and how many of those really hold a gold answer."""
+    checked = [r for r in records if r.get("supported") is not None or r.get("style") is not None]
+    if not checked:
+        return {}
+    supported = [r for r in checked if r.get("supported")]
+    out = {"supported_rate": len(supported) / len(checked)}
+    # an unanswerable question answered "supported" is a supported answer without the fact in it
+    judged = [r for r in supported if "contains" in r or r.get("unanswerable")]
+    if judged:
+        out["supported_precision"] = sum(r.get("contains", 0.0) for r in judged) / len(judged)
+    return out

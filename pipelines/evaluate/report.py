@@ -109,9 +109,11 @@ def write_report_md(run_dir: Path, info: Mapping[str, Any]) -> Path:
     lines = [f"# Evaluation: {info['name']}", "",
              f"Dataset `{info['dataset']}` ({info['kind']}, split `{info['split']}`), "
              f"{info['counts'].get('queries', 0)} queries, primary mode `{info['primary_mode']}`.",
-             f"Label scoring: {info.get('scoring', '–')}. Fingerprint `{info['fingerprint'][:16]}`.", "",
+             (f"Label scoring: {info.get('scoring', '–')}. " if info.get("has_labels") else "")
+             + f"Fingerprint `{info['fingerprint'][:16]}`.", "",
              "## Metrics per mode", ""]
     lines += _mode_table(metrics, modes)
+    lines += _example_lines(info.get("examples", {}))
     if "recovery_ratio" in metrics:
         lines += ["", f"Distillation recovery ratio (closed+adapter − closed) / (rag − closed): "
                       f"{_fmt(metrics.get('recovery_ratio'))}"]
@@ -128,6 +130,32 @@ def write_report_md(run_dir: Path, info: Mapping[str, Any]) -> Path:
     path = run_dir / "report.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def pick_examples(records: Sequence[Mapping[str, Any]], n: int = 3) -> dict[str, list[dict[str, Any]]]:
+    """The ``n`` best (correct, shortest) and ``n`` worst (wrong; unanswered facts before bad abstentions) answers."""
+    right = sorted((r for r in records if r.get("correct")), key=lambda r: (len(str(r.get("answer", ""))), r["id"]))
+    wrong = sorted((r for r in records if not r.get("correct")), key=lambda r: (bool(r.get("abstained")), r["id"]))
+    keep = ("id", "question", "gold", "answer", "style", "supported", "abstained", "citations", "latency_s")
+    return {"best": [{k: r.get(k) for k in keep} for r in right[:n]],
+            "worst": [{k: r.get(k) for k in keep} for r in wrong[:n]]}
+
+
+def _example_lines(examples: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
+    lines: list[str] = []
+    for title, key in (("Best answers", "best"), ("Worst answers", "worst")):
+        rows = examples.get(key) or []
+        if not rows:
+            continue
+        lines += ["", f"## {title} (primary mode)", ""]
+        for r in rows:
+            kinds = ", ".join(f"[{c['marker']}] {c['kind']}" for c in r.get("citations") or []) or "none"
+            answer = " ".join(str(r.get("answer", "")).split())
+            lines += [f"- **{r['id']}** {r['question']}", f"  - gold: {r.get('gold')}",
+                      f"  - answer ({r.get('style') or 'generated'}, supported: {_fmt(r.get('supported'))}, "
+                      f"abstained: {r.get('abstained')}, {_fmt(r.get('latency_s'))} s): {answer[:300]}",
+                      f"  - citations: {kinds}"]
+    return lines
 
 
 def _reference_key(dataset: str, kind: str) -> str:

@@ -87,6 +87,12 @@ class FakeGenerator:
             return "Yes, they do [1]."
         return "The knowledge base does not contain the answer."
 
+    def stream(self, prompt: str):  # noqa: ANN201 - the product answers one question at a time, streaming
+        self.generated += 1
+        yield from self._answer(prompt).split(" ")[:1]
+        rest = self._answer(prompt).split(" ")[1:]
+        yield from (" " + word for word in rest)
+
     def choose(self, prompt: str, options: list[str]) -> tuple[str, dict[str, float]]:
         found = re.search(r"\[1\].* was (yes|no|maybe)\.", prompt)
         pick = found.group(1) if found else self.closed_label

@@ -1,0 +1,162 @@
+"""Answer styles: generative, extractive or auto (generate, check, fall back), with abstention and honest citations.
+
+One ``Attempt`` per ask: ``pieces()`` yields the answer text (streamed as generated for ``generative``; the checked
+text in one piece for ``auto``, so nobody reads an unsupported sentence that is then replaced), and ``finish()``
+turns the text into citations and verdicts.
+
+Example:
+    >>> attempt = Attempt(AnswerConfig(style="auto"), grounder, generator, prompt, "What does the kiln reach?")  # doctest: +SKIP
+    >>> text = "".join(attempt.pieces())  # doctest: +SKIP
+    >>> attempt.finish(text).supported  # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from rag.attribute import ground_citations, quote_citation
+from rag.cite import Label, passage_label, resolve_citations
+from rag.config import AnswerConfig
+from rag.ground import Evidence, Grounder, cut_answer
+from rag.text import sentence_spans
+from rag.types import Citation, Generator, Hit
+
+_SPACES = re.compile(r"[ \t]{2,}")
+_MARKUP = re.compile(r"</?\s*(passage|knowledge_base|section|div|span|p)\b[^>]*>", re.IGNORECASE)
+
+
+class PromptLike(Protocol):
+    text: str
+    context: tuple[Hit, ...]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What ``finish`` adds to an answer."""
+
+    text: str
+    citations: tuple[Citation, ...] = ()
+    invalid_markers: tuple[int, ...] = ()
+    supported: bool | None = None
+    abstained: bool = False
+    style: str = "generative"
+    grounding: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Attempt:
+    """One answer to one prompt in the configured style.
+
+    Args:
+        config: the ``[answer]`` table; ``style`` is overridden by ``style`` when given.
+        grounder: support checks over the pipeline's embedder; None skips every check (closed-book answers).
+        max_sentences: the sentence cap of generated text (default ``config.max_sentences``; 0 = none, summaries).
+        text: an answer already made (e.g. a verified closed-book answer): no generation, only the checks.
+    """
+
+    def __init__(self, config: AnswerConfig, grounder: Grounder | None, generator: Generator, prompt: PromptLike,
+                 question: str, *, style: str | None = None, max_sentences: int | None = None,
+                 label: Label | None = None, text: str | None = None) -> None:
+        self.config, self.grounder, self.generator, self.prompt = config, grounder, generator, prompt
+        self.question, self.label, self.text = question, label or passage_label, text
+        self.style = style or config.style
+        self.max_sentences = config.max_sentences if max_sentences is None else max_sentences
+        self.evidence: Evidence | None = None
+        self.outcome: Outcome | None = None
+        self.grounding: dict[str, Any] = {}
+        self.generated = False  # True once the generator ran (its last_stats then belong to this answer)
+        if grounder is None or not prompt.context:
+            self.style = "generative"
+
+    # ---- text ---------------------------------------------------------------------------------------------------
+
+    def pieces(self) -> Iterator[str]:
+        """The answer text: streamed (generative) or decided first and yielded whole (extractive, auto)."""
+        if self.style == "generative":
+            yield from self._generated()
+            return
+        outcome = self._decide()
+        self.outcome = outcome
+        yield outcome.text
+
+    def _generated(self) -> Iterator[str]:
+        """Generated text, cut after ``max_sentences`` or a repeated sentence; whole sentences are yielded."""
+        if self.text is not None:
+            yield self.text
+            return
+        text, sent = "", 0
+        self.generated = True
+        for piece in self.generator.stream(self.prompt.text):
+            text += piece
+            kept, stop = cut_answer(text, self.max_sentences)
+            spans = list(sentence_spans(kept))
+            whole = kept if stop or len(spans) < 2 else kept[: spans[-1][0]].rstrip()  # hold back a partial sentence
+            if len(whole) > sent and (stop or len(spans) > 1):
+                yield whole[sent:]
+                sent = len(whole)
+            if stop:
+                break
+        final, _ = cut_answer(text, self.max_sentences, final=True)
+        if len(final) > sent:
+            yield final[sent:]
+
+    def _decide(self) -> Outcome:
+        assert self.grounder is not None  # styles other than generative need a grounder (see __init__)
+        evidence = self._evidence()
+        best = self.grounder.extract(evidence)
+        retrieval = self.grounder.retrieval_score(evidence)
+        self.grounding |= {"retrieval_score": round(retrieval, 4),
+                           "evidence_score": round(best[0].score, 4) if best else 0.0}
+        if self.grounder.weak(evidence):
+            return self._abstain()
+        if self.style == "auto":
+            text = clean_output("".join(self._generated()))
+            grounded = self._ground(text)
+            if grounded.supported:
+                return grounded
+            self.grounding["generated"] = text
+        return self._extractive(best, evidence)
+
+    def _extractive(self, best: list, evidence: Evidence) -> Outcome:
+        if not best:
+            return self._abstain()
+        quotes = [e.text for e in best]
+        cites = tuple(quote_citation(evidence.context[e.passage], e.passage + 1, (e.start, e.end), self.label)
+                      for e in best)
+        style = "fallback" if self.style == "auto" else "extractive"
+        return Outcome(" ".join(quotes), cites, (), True, False, style, dict(self.grounding))
+
+    def _abstain(self) -> Outcome:
+        return Outcome(self.config.abstain_text, (), (), None, True, self.style, dict(self.grounding))
+
+    # ---- verdicts -----------------------------------------------------------------------------------------------
+
+    def _evidence(self) -> Evidence:
+        if self.evidence is None:
+            assert self.grounder is not None
+            self.evidence = self.grounder.evidence(self.question, self.prompt.context)
+        return self.evidence
+
+    def _ground(self, text: str) -> Outcome:
+        """Citations with kinds and the answer's verdict for a generated ``text``."""
+        _, invalid = resolve_citations(text, self.prompt.context, self.label)
+        if self.grounder is None or not self.prompt.context:
+            return Outcome(text, (), invalid, None, False, "generative", dict(self.grounding))
+        grounded = ground_citations(text, self._evidence(), self.grounder, self.label)
+        self.grounding["support"] = [round(v.score, 4) for v in grounded.verdicts]
+        return Outcome(text, grounded.citations, invalid, grounded.supported, False, "generative",
+                       dict(self.grounding))
+
+    def finish(self, text: str) -> Outcome:
+        """The outcome of the text ``pieces()`` yielded (decided already, or checked now)."""
+        if self.outcome is not None:
+            return self.outcome
+        return self._ground(clean_output(text))
+
+
+def clean_output(text: str) -> str:
+    """Drop prompt markup a small model may echo (``<passage id="1">``, ``<section ...>``)."""
+    return _SPACES.sub(" ", _MARKUP.sub(" ", text)).strip()

@@ -1,0 +1,219 @@
+"""Grounding: is each answer sentence supported by a passage, which passage sentence answers the question, abstain?
+
+A sentence is *supported* by a passage when every number and name in it occurs in the passage (a claim must not
+invent them) and the mean of two scores reaches ``AnswerConfig.min_support``: the share of its content words found
+in the passage or the question, and its best embedding cosine with a sentence of the passage. The extractive answer
+is the passage sentence that best answers the question (similarity, question-word overlap, a number when the
+question asks for one). Abstention needs *both* weak retrieval and no supported answer.
+
+Example:
+    >>> grounder = Grounder(AnswerConfig(), embedder)  # doctest: +SKIP
+    >>> evidence = grounder.evidence("What temperature does the kiln reach?", hits)  # doctest: +SKIP
+    >>> grounder.check("The kiln reaches 900 °C.", evidence)[0].supported  # doctest: +SKIP
+    False
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.config import AnswerConfig
+from rag.text import content_words, contains, names, normalise, numbers, sentence_spans, split_sentences, strip_markers
+from rag.types import Embedder, Hit
+
+# questions that want a number: the sentence that answers them nearly always holds one
+_WANTS_NUMBER = re.compile(r"\b(how (many|much|long|tall|high|old|far|deep|big|often)|what (year|temperature|date|"
+                           r"time|percentage|age|size|height|length|capacity)|when|which year)\b", re.IGNORECASE)
+_MIN_WORDS = 3  # shorter passage fragments ("## Kiln") are not answers
+# "how wide/long/..." words name the answer's type, not its topic: the answer sentence says "61 centimetres across"
+_ASKING = frozenset("wide long tall high old far deep big often many much large width length height temperature year "
+                    "date time".split())
+_PREFIX = 4  # words match on their first letters, so "founded"/"founder" and "take"/"takes" count as present
+
+
+@dataclass(frozen=True)
+class Support:
+    """The verdict on one answer sentence: its best passage (index into the context) and why."""
+
+    sentence: str
+    passage: int | None
+    score: float
+    supported: bool
+    missing: tuple[str, ...] = ()
+    span: tuple[int, int] | None = None  # the passage sentence most like the answer sentence
+
+
+@dataclass(frozen=True)
+class Extract:
+    """A passage sentence quoted verbatim: ``text == context[passage].passage.text[start:end]``."""
+
+    text: str
+    passage: int
+    start: int
+    end: int
+    score: float
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The context cut into sentences and embedded once per ask; shared by ``check`` and ``extract``."""
+
+    question: str
+    context: tuple[Hit, ...]
+    spans: tuple[tuple[int, int, int], ...]  # (passage index, start, end) of each passage sentence
+    vectors: np.ndarray  # one row per span, L2-normalised
+    question_vector: np.ndarray
+
+    def sentence(self, i: int) -> str:
+        p, start, end = self.spans[i]
+        return self.context[p].passage.text[start:end]
+
+
+class Grounder:
+    """Support checks, extractive answers and the abstention rule over one embedder."""
+
+    def __init__(self, config: AnswerConfig, embedder: Embedder) -> None:
+        self.config = config
+        self.embedder = embedder
+
+    def evidence(self, question: str, context: Sequence[Hit]) -> Evidence:
+        """Split every context passage into sentences and embed them together with the question."""
+        spans = [(i, s, e) for i, hit in enumerate(context) for s, e in sentence_spans(hit.passage.text)]
+        texts = [context[i].passage.text[s:e] for i, s, e in spans]
+        vectors = self.embedder.embed([question, *texts]) if texts else self.embedder.embed([question])
+        return Evidence(question, tuple(context), tuple(spans), vectors[1:], vectors[0])
+
+    # ---- support ------------------------------------------------------------------------------------------------
+
+    def check(self, answer: str, evidence: Evidence) -> list[Support]:
+        """One verdict per claim sentence of ``answer`` (sentences without content words are not claims)."""
+        sentences = [s for s in split_sentences(strip_markers(answer)) if content_words(s)]
+        if not sentences or not evidence.context:
+            return [Support(s, None, 0.0, False) for s in sentences]
+        vectors = self.embedder.embed(sentences)
+        return [self._best(s, v, evidence) for s, v in zip(sentences, vectors)]
+
+    def support(self, sentence: str, vector: np.ndarray, evidence: Evidence, passage: int) -> Support:
+        """The verdict on ``sentence`` against one passage (used for the passage a ``[n]`` marker names)."""
+        hit = evidence.context[passage]
+        haystack = f"{hit.passage.title}. {hit.passage.metadata.get('section') or ''}. {hit.passage.text}"
+        missing = tuple(x for x in [*numbers(sentence), *names(sentence)] if not contains(haystack, x))
+        words = content_words(sentence)
+        known = set(content_words(haystack)) | set(content_words(evidence.question))
+        coverage = sum(w in known for w in words) / len(words) if words else 0.0
+        rows = [i for i, (p, _, _) in enumerate(evidence.spans) if p == passage]
+        sims = evidence.vectors[rows] @ vector if rows else np.zeros(0)
+        best = rows[int(np.argmax(sims))] if rows else None
+        similarity = float(np.max(sims)) if rows else 0.0
+        score = (coverage + max(similarity, 0.0)) / 2
+        span = evidence.spans[best][1:] if best is not None else None
+        return Support(sentence, passage, score, not missing and score >= self.config.min_support, missing, span)
+
+    def check_against(self, sentence: str, evidence: Evidence, passage: int) -> Support:
+        """``support`` for a sentence not embedded yet."""
+        return self.support(sentence, self.embedder.embed([sentence])[0], evidence, passage)
+
+    def _best(self, sentence: str, vector: np.ndarray, evidence: Evidence) -> Support:
+        verdicts = [self.support(sentence, vector, evidence, i) for i in range(len(evidence.context))]
+        return max(verdicts, key=lambda v: (v.supported, not v.missing, v.score))
+
+    # ---- extractive answers -------------------------------------------------------------------------------------
+
+    def extract(self, evidence: Evidence) -> list[Extract]:
+        """The ``extract_sentences`` best answering passage sentences, best first (none without context)."""
+        if not evidence.spans:
+            return []
+        scores = [self._answer_score(i, evidence) for i in range(len(evidence.spans))]
+        order = sorted(range(len(scores)), key=lambda i: -scores[i])[: self.config.extract_sentences]
+        return [Extract(evidence.sentence(i), evidence.spans[i][0], evidence.spans[i][1], evidence.spans[i][2],
+                        scores[i]) for i in order]
+
+    def _answer_score(self, i: int, evidence: Evidence) -> float:
+        """Similarity to the question, share of question words present, a number when one is asked for."""
+        text = evidence.sentence(i)
+        words = set(content_words(text))
+        if len(words) < _MIN_WORDS:
+            return 0.0
+        hit = evidence.context[evidence.spans[i][0]]
+        asked = content_words(evidence.question)
+        around = words | set(content_words(f"{hit.passage.title} {hit.passage.metadata.get('section') or ''}"))
+        overlap = sum(w in around for w in asked) / len(asked) if asked else 0.0
+        similarity = max(float(evidence.vectors[i] @ evidence.question_vector), 0.0)
+        wants_number = bool(_WANTS_NUMBER.search(evidence.question))
+        type_match = 0.1 if wants_number and numbers(text) else (-0.1 if wants_number else 0.0)
+        new_info = 0.0 if words - set(asked) else -0.2  # a sentence that only restates the question answers nothing
+        return 0.5 * similarity + 0.5 * overlap + type_match + new_info
+
+    # ---- abstention ---------------------------------------------------------------------------------------------
+
+    def retrieval_score(self, evidence: Evidence) -> float:
+        """The best dense cosine of the context; without dense scores, the best question-sentence cosine."""
+        dense = [h.scores["dense"] for h in evidence.context if "dense" in h.scores]
+        if dense:
+            return float(max(dense))
+        return float(np.max(evidence.vectors @ evidence.question_vector)) if evidence.spans else 0.0
+
+    def coverage(self, evidence: Evidence) -> float:
+        """The largest share of the question's topic words that one passage holds (1.0 for a question without).
+
+        A question about a person's birth year, put to a passage that names the person but not the birth, misses
+        "born": the passage is about the topic but does not say the answer.
+        """
+        asked = {w[:_PREFIX] for w in content_words(evidence.question) if w not in _ASKING}
+        if not asked:
+            return 1.0
+        best = 0.0
+        for hit in evidence.context:
+            p = hit.passage
+            words = {w[:_PREFIX] for w in content_words(f"{p.title} {p.metadata.get('section') or ''} {p.text}")}
+            best = max(best, len(asked & words) / len(asked))
+        return best
+
+    def weak(self, evidence: Evidence) -> bool:
+        """True when the passages do not hold the answer: retrieval is weak and no passage sentence answers the
+        question well, or no passage holds enough of the question's topic words (``min_coverage``)."""
+        if not self.config.abstain:
+            return False
+        best = self.extract(evidence)
+        strong_sentence = bool(best) and best[0].score >= self.config.min_evidence
+        weak_retrieval = self.retrieval_score(evidence) < self.config.min_retrieval
+        return (weak_retrieval and not strong_sentence) or self.coverage(evidence) < self.config.min_coverage
+
+
+def cut_answer(text: str, max_sentences: int, final: bool = False) -> tuple[str, bool]:
+    """``text`` up to its last complete sentence worth keeping, and whether generation should stop.
+
+    Generation stops once ``max_sentences`` sentences are complete (0 = no cap) or when a sentence only repeats
+    an earlier one (small models pad to the token limit that way: "600 seconds... 60 seconds... 6 seconds").
+    The last sentence counts as complete only when another one has started after it, or when ``final``.
+
+    Example:
+        >>> cut_answer("It takes 2 hours. It takes 2 hours. It", 0)
+        ('It takes 2 hours.', True)
+    """
+    spans = list(sentence_spans(text))
+    kept: list[tuple[int, int]] = []
+    for n, (start, end) in enumerate(spans):
+        complete = final or n < len(spans) - 1
+        sentence = text[start:end]
+        if complete and any(_repeats(text[s:e], sentence) for s, e in kept):
+            return _join(text, kept), True
+        if complete and max_sentences and len(kept) >= max_sentences:
+            return _join(text, kept), True
+        kept.append((start, end))
+    return _join(text, kept), False
+
+
+def _repeats(earlier: str, later: str) -> bool:
+    """True when ``later`` adds no content word to ``earlier`` (or restates it with other numbers only)."""
+    words_later = {w for w in content_words(later) if not w.isdigit()}
+    words_earlier = {w for w in content_words(earlier) if not w.isdigit()}
+    return bool(words_later) and words_later <= words_earlier
+
+
+def _join(text: str, spans: Sequence[tuple[int, int]]) -> str:
+    return text[spans[0][0] : spans[-1][1]] if spans else ""

@@ -1,0 +1,79 @@
+"""Answer styles end to end over fakes: auto keeps supported text, falls back, abstains; generative stops early."""
+
+from dataclasses import dataclass
+
+import pytest
+
+from fakes import KeywordEmbedder
+from rag.answering import Attempt, clean_output
+from rag.config import AnswerConfig
+from rag.ground import Grounder
+from rag.types import Hit, Passage
+
+KEYWORDS = ["kiln", "velmora", "saltwren", "crossing", "porcelain", "passengers"]
+KILN = "The kiln was built in 1987. The Velmora kiln reaches 1,340 °C, hot enough to fire porcelain."
+CONTEXT = (Hit(Passage("kiln", KILN, "/d/kiln.md", "/d/kiln.md"), 1.0, 1, {"dense": 0.8}),)
+
+
+@dataclass
+class Prompt:
+    text: str
+    context: tuple
+
+
+class ScriptedGenerator:
+    """Streams a fixed answer word by word and counts how many pieces were taken."""
+
+    model_id, adapter_id, last_stats = "scripted", None, {}
+
+    def __init__(self, answer: str) -> None:
+        self.answer, self.taken, self.calls = answer, 0, 0
+
+    def stream(self, prompt: str):  # noqa: ANN201
+        self.calls += 1
+        for i, word in enumerate(self.answer.split(" ")):
+            self.taken += 1
+            yield word if i == 0 else " " + word
+
+
+def _attempt(answer, question="What temperature does the Velmora kiln reach?", **kw):
+    gen = ScriptedGenerator(answer)
+    grounder = Grounder(AnswerConfig(), KeywordEmbedder(KEYWORDS))
+    attempt = Attempt(AnswerConfig(**kw), grounder, gen, Prompt("p", CONTEXT), question)
+    return attempt, attempt.finish("".join(attempt.pieces())), gen
+
+
+def test_auto_keeps_a_supported_generated_answer():
+    _, outcome, gen = _attempt("The Velmora kiln reaches 1,340 °C [1].")
+    assert outcome.text == "The Velmora kiln reaches 1,340 °C [1]." and outcome.style == "generative"
+    assert outcome.supported is True and [c.kind for c in outcome.citations] == ["supported"] and gen.calls == 1
+
+
+def test_auto_replaces_a_wrong_answer_by_the_quoted_sentence():
+    _, outcome, _ = _attempt("The Velmora kiln reaches 900 °C.")
+    quote = "The Velmora kiln reaches 1,340 °C, hot enough to fire porcelain."
+    assert outcome.style == "fallback" and outcome.text == quote and outcome.supported is True
+    [cite] = outcome.citations
+    assert cite.kind == "supported" and KILN[slice(*cite.span)] == quote
+    assert outcome.grounding["generated"] == "The Velmora kiln reaches 900 °C."
+
+
+def test_extractive_never_generates_and_off_topic_abstains_without_generating():
+    _, outcome, gen = _attempt("unused", style="extractive")
+    assert outcome.style == "extractive" and "1,340" in outcome.text and gen.calls == 0
+    _, outcome, gen = _attempt("unused", question="How do I deploy Django on Heroku?")
+    assert outcome.abstained and outcome.text == "The documents do not say." and gen.calls == 0
+    assert outcome.supported is None and outcome.citations == ()
+
+
+def test_generative_stops_after_max_sentences_and_at_a_repeat():
+    attempt, outcome, gen = _attempt("It is hot. It glows red. It has a chimney. " * 20, style="generative")
+    assert outcome.text == "It is hot. It glows red." and gen.taken < 12
+    _, outcome, gen = _attempt("It takes 600 seconds. It takes 60 seconds. It takes 6 seconds.",
+                               style="generative", max_sentences=0)
+    assert outcome.text == "It takes 600 seconds." and outcome.supported is False and gen.taken <= 9
+
+
+@pytest.mark.parametrize("echo", ['<passage id="1">', "</passage>", '<section id="section-1-1">'])
+def test_echoed_prompt_markup_is_removed(echo):
+    assert clean_output(f"{echo}The kiln is hot.") == "The kiln is hot."

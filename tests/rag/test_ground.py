@@ -1,0 +1,86 @@
+"""Support checks, extractive answers, abstention and the stop rule, with exactly predictable embeddings.
+
+``KeywordEmbedder`` gives each keyword its own dimension, so every cosine below can be worked out by hand.
+"""
+
+import pytest
+
+from rag.config import AnswerConfig
+from rag.ground import Grounder, cut_answer
+from rag.types import Hit, Passage
+from fakes import KeywordEmbedder
+
+KEYWORDS = ["kiln", "velmora", "ferry", "saltwren", "crossing", "porcelain", "passengers"]
+FERRY = "The MV Saltwren crossing takes 2 h 15 min. It carries 420 passengers."
+KILN = "The Velmora kiln reaches 1,340 °C, hot enough to fire porcelain. A firing takes 31 hours."
+
+
+def _hit(pid, text, rank, dense=None):
+    scores = {"dense": dense} if dense is not None else {}
+    return Hit(Passage(pid, text, f"/d/{pid}.md", f"/d/{pid}.md"), 1.0 / rank, rank, scores)
+
+
+CONTEXT = [_hit("ferry", FERRY, 1, 0.8), _hit("kiln", KILN, 2, 0.7)]
+
+
+@pytest.fixture
+def grounder():
+    return Grounder(AnswerConfig(), KeywordEmbedder(KEYWORDS))
+
+
+def test_a_sentence_whose_words_numbers_and_meaning_are_in_a_passage_is_supported(grounder):
+    evidence = grounder.evidence("What temperature does the Velmora kiln reach?", CONTEXT)
+    [verdict] = grounder.check("The Velmora kiln reaches 1,340 °C [2].", evidence)
+    # coverage 4/4; cosine (kiln, velmora) vs (kiln, velmora, porcelain) = 2 / (sqrt 2 * sqrt 3) = 0.816
+    assert verdict.supported and verdict.passage == 1 and verdict.missing == ()
+    assert verdict.score == pytest.approx((1.0 + 2 / 6**0.5) / 2, abs=1e-4)
+    assert KILN[slice(*verdict.span)] == "The Velmora kiln reaches 1,340 °C, hot enough to fire porcelain."
+
+
+def test_an_invented_number_or_name_is_unsupported_whatever_the_overlap(grounder):
+    evidence = grounder.evidence("What temperature does the Velmora kiln reach?", CONTEXT)
+    wrong_number, wrong_name = grounder.check(
+        "The Velmora kiln reaches 900 °C. The Velmora kiln was built by Agnes Fell.", evidence)
+    assert not wrong_number.supported and wrong_number.missing == ("900",)
+    assert not wrong_name.supported and wrong_name.missing == ("Agnes Fell",)
+
+
+def test_few_shared_words_are_unsupported(grounder):
+    evidence = grounder.evidence("What colour is the kiln?", CONTEXT)
+    [verdict] = grounder.check("the kiln is painted green and blue with striped tiles.", evidence)
+    # coverage: kiln only (colour is asked, not answered) 1/6; cosine (kiln) vs the kiln sentence = 1/sqrt 3
+    assert verdict.score == pytest.approx((1 / 6 + 1 / 3**0.5) / 2, abs=1e-4) and not verdict.supported
+
+
+def test_extractive_answer_is_the_best_sentence_quoted_exactly(grounder):
+    evidence = grounder.evidence("How many passengers does the Saltwren carry?", CONTEXT)
+    [best] = grounder.extract(evidence)
+    assert best.passage == 0 and best.text == "It carries 420 passengers." == FERRY[best.start:best.end]
+
+
+def test_off_topic_questions_abstain_on_topic_ones_do_not(grounder):
+    off = grounder.evidence("How do I deploy Django on Heroku?", [_hit("ferry", FERRY, 1, 0.1)])
+    assert grounder.retrieval_score(off) == pytest.approx(0.1) and grounder.weak(off)
+    on = grounder.evidence("What temperature does the Velmora kiln reach?", CONTEXT)
+    assert grounder.coverage(on) == 1.0 and not grounder.weak(on)
+
+
+def test_a_passage_on_the_topic_that_lacks_the_asked_detail_abstains(grounder):
+    evidence = grounder.evidence("Who painted the Velmora kiln?", CONTEXT)  # "painted" is in no passage
+    assert grounder.coverage(evidence) == pytest.approx(2 / 3) and grounder.weak(evidence)
+    never = Grounder(AnswerConfig(abstain=False), KeywordEmbedder(KEYWORDS))
+    assert not never.weak(never.evidence("Who painted the Velmora kiln?", CONTEXT))
+
+
+def test_without_dense_scores_retrieval_is_the_best_question_sentence_cosine(grounder):
+    evidence = grounder.evidence("kiln", [_hit("kiln", KILN, 1)])
+    assert grounder.retrieval_score(evidence) == pytest.approx(1 / 3**0.5, abs=1e-4)
+
+
+def test_cut_answer_stops_after_max_sentences_and_at_repeats():
+    text = "It takes 2 hours. In summer it is busy. In winter it is calm. It"
+    assert cut_answer(text, 2) == ("It takes 2 hours. In summer it is busy.", True)
+    assert cut_answer("It takes 600 seconds. It takes 60 seconds. It", 0) == ("It takes 600 seconds.", True)
+    assert cut_answer("It takes 2 hours. In summ", 2) == ("It takes 2 hours. In summ", False)
+    assert cut_answer("One fact here. Two facts here. Three", 0, final=True) == (
+        "One fact here. Two facts here. Three", False)

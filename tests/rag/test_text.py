@@ -1,0 +1,28 @@
+"""The one home of content words, sentences, numbers and names (rag.text)."""
+
+from rag.text import contains, content_words, names, numbers, split_sentences, strip_markers
+
+
+def test_content_words_drop_stop_words_and_normalise_numbers():
+    assert content_words("The kiln reaches 1,340 degrees; the kiln!") == ["kiln", "reaches", "1340", "degrees"]
+    assert content_words("What is it?") == []
+
+
+def test_contains_is_normalised_and_on_word_boundaries():
+    assert contains("It reaches 1340 °C.", "1,340")
+    assert contains("The MV Saltwren", "mv saltwren")
+    assert not contains("It reaches 13400 °C.", "1340")
+    assert not contains("anything", "")
+
+
+def test_numbers_and_names_are_the_spans_a_claim_must_not_invent():
+    assert numbers("At 06:40, 1,340 °C and 9.2 MW.") == ["06", "40", "1,340", "9.2"]
+    assert names("The captain of the MV Saltwren is Rhona Callister. Firings are rare.") == [
+        "MV Saltwren", "Rhona Callister"]
+
+
+def test_sentences_keep_trailing_markers_and_do_not_split_decimals():
+    assert split_sentences("It is 1,340 °C [1]. [2] Built in 1871. It makes 9.2 MW.") == [
+        "It is 1,340 °C [1]. [2]", "Built in 1871.", "It makes 9.2 MW."]
+    assert split_sentences("Steps:\n\n- one\n- two") == ["Steps:", "- one", "- two"]
+    assert strip_markers("It is hot [1, 2].") == "It is hot."
