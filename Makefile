@@ -5,7 +5,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test bench clean
+.PHONY: install llamacpp demo test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -17,11 +17,19 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# llama.cpp backend: llama-cpp-python has no wheel for this platform, so pip builds it from source once (minutes;
+# tuned to this CPU by GGML_NATIVE) and keeps the built wheel in its cache; later installs take seconds.
+$(VENV)/.llamacpp: $(VENV)/.installed
+	CMAKE_ARGS="-DGGML_NATIVE=ON" $(PIP) install --quiet -e '.[llamacpp]'
+	touch $@
+
+llamacpp: $(VENV)/.llamacpp
+
 demo: install
 	$(VENV)/bin/rag --kb .demo-kb ingest knowledge/sample
 	$(VENV)/bin/rag --kb .demo-kb ask "What temperature does the Velmora kiln reach?"
 
-test: install
+test: install llamacpp
 	# the web page test drives a real headless Chromium (Debian package); installed when missing and apt exists
 	test -x /usr/bin/chromium || ! command -v apt-get >/dev/null || apt-get install -y -qq chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 	$(VENV)/bin/python -m pytest -q

@@ -87,14 +87,59 @@ class SentenceTransformerEmbedder:
     def _encode(self, texts: list[str], batch_size: int | None, show_progress: bool) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self.model.encode(
-            texts,
-            batch_size=batch_size or self.config.batch_size,
-            normalize_embeddings=False,
-            convert_to_numpy=True,
-            show_progress_bar=show_progress,
-        )
+        batch_size = batch_size or self.config.batch_size
+        if self._encoder is None or show_progress:
+            vectors = self.model.encode(texts, batch_size=batch_size, normalize_embeddings=False,
+                                        convert_to_numpy=True, show_progress_bar=show_progress)
+        else:
+            vectors = self._encode_by_length(texts, batch_size)
         # normalise in float32: normalising inside a bf16 model leaves norms off by up to 1 %
         vectors = np.asarray(vectors, dtype=np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12))
+
+    @cached_property
+    def _encoder(self):  # noqa: ANN202 - tokenizers.Tokenizer | None: truncates like the model, never pads
+        if self._counter is None:
+            return None
+        from tokenizers import Tokenizer
+
+        encoder = Tokenizer.from_str(self._counter.to_str())
+        encoder.enable_truncation(max_length=self.max_tokens)
+        return encoder
+
+    def _encode_by_length(self, texts: list[str], batch_size: int) -> np.ndarray:
+        """Tokenize every text once (Rust, one call), sort by token count, and run batches of similar lengths.
+
+        sentence-transformers sorts by characters and tokenizes batch by batch; sorting by tokens pads less, and a
+        token budget per batch (``batch_size`` x 128) lets short passages go in bigger batches.
+        """
+        import torch
+
+        encodings = self._encoder.encode_batch(texts, add_special_tokens=True)
+        lengths = [len(e.ids) for e in encodings]
+        types = "token_type_ids" in getattr(self.tokenizer, "model_input_names", ())
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for rows in _length_batches(lengths, batch_size * 128):
+            ids = torch.zeros((len(rows), lengths[rows[-1]]), dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for i, row in enumerate(rows):
+                ids[i, : lengths[row]], mask[i, : lengths[row]] = torch.tensor(encodings[row].ids), 1
+            features = {"input_ids": ids, "attention_mask": mask}
+            if types:
+                features["token_type_ids"] = torch.zeros_like(ids)
+            with torch.inference_mode():
+                out[rows] = self.model(features)["sentence_embedding"].float().numpy()
+        return out
+
+
+def _length_batches(lengths: list[int], budget: int) -> list[list[int]]:
+    """Indices sorted by length, cut into batches whose padded size (rows x longest) stays within ``budget``."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    batches: list[list[int]] = []
+    for index in order:
+        if batches and (len(batches[-1]) + 1) * lengths[index] <= budget:
+            batches[-1].append(index)
+        else:
+            batches.append([index])
+    return batches
