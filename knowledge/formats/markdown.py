@@ -56,7 +56,8 @@ def sections(text: str) -> Iterator[tuple[int, str, list[str]]]:
         elif tok.type in ("fence", "code_block"):
             body.append(tok.content.rstrip("\n"))
         elif tok.type == "html_block":
-            body.append(html.unescape(_TAG.sub(" ", tok.content)).strip())
+            lines = html.unescape(_TAG.sub(" ", tok.content)).splitlines()
+            body.append("\n".join(" ".join(line.split()) for line in lines).strip())
         elif tok.type in _BLOCK_CLOSE:
             body.append("")  # a paragraph break between blocks
         i += 1
