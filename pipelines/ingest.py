@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from knowledge.files import display_path, is_clean_name, read_regular_file
 from knowledge.kb import KnowledgeBase, embedding_manifest, has_kb
 from knowledge.preprocess import Preprocessor
-from knowledge.sources import discover, load
+from knowledge.sources import LoadResult, discover, load
 from rag.config import Settings
 from rag.embed import SentenceTransformerEmbedder
 from rag.errors import IndexMismatchError, SourceError
@@ -161,9 +161,8 @@ class IngestPipeline:
             if fresh and state.hash == digest:
                 kb.store.touch_source(path, info.st_size, info.st_mtime)
                 return "unchanged"
-            loaded = load(file, self.settings.ingest, data=data)
+            loaded, passages = self._prepare(file, data)
             report.warnings += [f"{path}: {w}" for w in loaded.warnings]
-            passages = self.preprocessor.chunk_documents(loaded.documents)
         except (SourceError, OSError) as exc:
             message = str(exc) if isinstance(exc, SourceError) else f"{path}: {exc.strerror or exc}"
             kb.store.mark_failed(path, message)
@@ -178,6 +177,11 @@ class IngestPipeline:
             kb.store.mark_done([path])
             return "no_text"
         return "updated" if state is not None and state.n_passages > 0 else "added"
+
+    def _prepare(self, file: Path, data: bytes) -> tuple[LoadResult, list]:
+        """Parse and chunk one file (``pipelines.ray_ingest`` returns what its Ray workers computed instead)."""
+        loaded = load(file, self.settings.ingest, data=data)
+        return loaded, self.preprocessor.chunk_documents(loaded.documents)
 
     def _embed_pending(self, kb: KnowledgeBase) -> int:
         """Embed the queue; checkpoint (FAISS save, then SQLite) every few seconds and at the end."""

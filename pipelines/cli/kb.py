@@ -19,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="never ingest files or folders matching this name or path glob (repeatable)")
     p.add_argument("--verbose", "-v", action="store_true", help="list every skipped file, not a count per type")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    engine_args(p)
     p.set_defaults(func=_ingest)
     p = sub.add_parser("remove", help="remove sources (files or folders) from the knowledge base")
     p.add_argument("paths", nargs="+", metavar="SOURCE")
@@ -40,12 +41,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_repair)
 
 
+def engine_args(p: argparse.ArgumentParser) -> None:
+    """``--engine local|ray`` and ``--address`` (shared with `rag eval`)."""
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="ray: parallel tasks on a Ray cluster (pip install 'rag-knowledge[ray]')")
+    p.add_argument("--address", help="Ray cluster address ('auto' = the running one; default serve.ray_address, "
+                                     "else a local Ray on this machine)")
+
+
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     from pipelines.ingest import IngestPipeline
 
     if args.json:
         settings = settings.override({"ingest.show_progress": False})
-    report = IngestPipeline.from_config(settings).run(args.paths, prune=args.prune, exclude=args.exclude)
+    if args.engine == "ray":
+        from pipelines.ray_ingest import RayIngestPipeline
+
+        pipeline = RayIngestPipeline(settings, address=args.address or settings.serve.ray_address or None)
+    else:
+        pipeline = IngestPipeline.from_config(settings)
+    report = pipeline.run(args.paths, prune=args.prune, exclude=args.exclude)
     if args.json:
         print_json(report.to_dict())
     else:
