@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import uuid
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 from rag.errors import KnowledgeBaseError, SourceError
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 _KINDS = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
           stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"}
 
@@ -63,21 +65,22 @@ def read_json(path: Path, what: str, repair: str) -> Any:  # noqa: ANN401 - any 
 
 
 def display_path(path: str | bytes | os.PathLike) -> str:
-    """A printable, storable form of a path: bytes that are not UTF-8 become ``\\xNN`` escapes.
+    """A printable, storable form of a path: bytes that are not UTF-8, and control characters such as a newline,
+    become ``\\xNN`` escapes (so one file is always one line).
 
     File names on Linux are bytes; Python decodes undecodable ones to lone surrogates, which SQLite, JSON and
     ``print`` refuse ("surrogates not allowed").
     """
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text) if _CONTROL.search(text) else text
 
 
 def is_clean_name(path: str | os.PathLike) -> bool:
-    """Whether the path is valid UTF-8 (its display form is the path itself)."""
+    """Whether the path is shown and stored as it is (valid UTF-8, no control characters)."""
     try:
-        os.fspath(path).encode("utf-8")
-    except UnicodeEncodeError:
+        return display_path(path) == os.fspath(path)
+    except (TypeError, ValueError):
         return False
-    return True
 
 
 def read_regular_file(path: Path, limit: int, shown: str | None = None) -> tuple[bytes, os.stat_result]:

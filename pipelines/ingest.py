@@ -148,7 +148,8 @@ class IngestPipeline:
     def _ingest_file(self, kb: KnowledgeBase, file: Path, fingerprint: str, report: IngestReport) -> str:
         path = display_path(file)
         if not is_clean_name(file):
-            report.warnings.append(f"{path}: file name is not valid UTF-8; stored and shown with \\x escapes")
+            report.warnings.append(f"{path}: file name is not valid UTF-8 (or holds control characters); stored and "
+                                   f"shown with \\x escapes")
         try:
             info = file.stat()
             state = kb.store.source(path)
@@ -247,4 +248,3 @@ def collect_garbage(kb: KnowledgeBase) -> None:
     if kb.vectors.remove(vector_ids):
         kb.vectors.save()
     kb.bm25.remove([pid for pid, _ in orphans])
-

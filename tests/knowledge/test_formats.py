@@ -111,3 +111,9 @@ def test_write_json_atomic_replaces_and_leaves_no_temp_file(tmp_path: Path) -> N
     write_json_atomic(target, {"a": 1})
     write_json_atomic(target, {"a": 2})
     assert json.loads(target.read_text()) == {"a": 2} and [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_control_characters_in_names_are_escaped_so_one_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "two\nlines.txt").write_text("text")
+    [found] = discover([tmp_path], IngestConfig()).files
+    assert display_path(found) == f"{tmp_path}/two\\x0alines.txt"

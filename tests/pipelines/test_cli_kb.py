@@ -82,7 +82,7 @@ def test_ingest_status_remove_check_repair_and_reindex(tmp_path: Path, sample_kb
 @pytest.mark.integration
 def test_status_json_into_a_closed_pipe_ends_quietly(sample_kb: Path) -> None:
     # `true` exits at once, so the pipe is closed long before rag writes: like `| head -1` on a long output
-    cmd = f"{sys.executable} -m pipelines.cli status --json --kb {sample_kb} | true"
+    cmd = f"set -o pipefail; {sys.executable} -m pipelines.cli status --json --kb {sample_kb} | true"
     done = subprocess.run(["bash", "-c", cmd], cwd=ROOT, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
-    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
+    assert (done.returncode in (0, 141), done.stderr) == (True, "")  # 141: ended by SIGPIPE, like `yes | true`
