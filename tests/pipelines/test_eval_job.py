@@ -13,7 +13,7 @@ import pytest
 
 from pipelines.cli import eval as cli_eval
 from pipelines.evaluate.data import load_dataset, read_jsonl
-from pipelines.evaluate import EvalJob, recovery_ratio
+from pipelines.evaluate import EvalJob, JobFileError, recovery_ratio
 from rag.config import Settings
 from rag.types import Hit, Passage
 
@@ -228,6 +228,7 @@ def test_generate_scoring_parses_labels_and_counts_unparsed(tmp_path: Path) -> N
 def test_recovery_ratio_formula() -> None:
     assert recovery_ratio(0.4, 0.5, 0.6) == pytest.approx(0.5)
     assert recovery_ratio(0.4, 0.5, 0.4) is None
+    assert recovery_ratio(0.6, 0.4, 0.5) is None  # open-book below closed-book: a regression, not a 3.0 "recovery"
 
 
 def test_bad_mode_and_modes_the_data_cannot_support(tmp_path: Path) -> None:
@@ -259,3 +260,39 @@ def test_job_file_unknown_key_is_named(tmp_path: Path) -> None:
     job.write_text('dataset = "x"\nmodez = ["sparse"]\n')
     with pytest.raises(ValueError, match="unknown job key 'modez'"):
         EvalJob.from_toml(job, Settings())
+
+
+@pytest.mark.parametrize(("body", "match"), [
+    ('dataset = "x"\nlimit = "ten"\n', "job key 'limit' must be a int, got 'ten'"),
+    ('dataset = "x"\nmodes = "rag"\n', "job key 'modes' must be a list"),
+    ('dataset = "x"\nmodes = ["fast"]\n', "unknown mode 'fast'"),
+    ('modes = ["rag"]\n', "a job needs 'dataset'"),
+    ('dataset = \n', "cannot read job file"),
+])
+def test_job_file_errors_name_the_file_and_the_field(tmp_path: Path, body: str, match: str) -> None:
+    job = tmp_path / "job.toml"
+    job.write_text(body)
+    with pytest.raises(JobFileError, match=re.escape(match)) as caught:
+        EvalJob.from_toml(job, Settings())
+    assert str(job) in str(caught.value)
+
+
+def test_unanswerable_questions_give_abstention_precision_recall_and_examples(tmp_path: Path) -> None:
+    data = tmp_path / "qa.jsonl"
+    rows = [{"id": "a1", "question": "What temperature does the Velmora kiln reach?", "answers": ["1300"],
+             "context": "The Velmora kiln reaches 1300 degrees when firing stoneware glaze."},
+            {"id": "u1", "question": "Xyzzy plugh?", "answers": [], "unanswerable": True},
+            {"id": "u2", "question": "What causes scurvy in sailors?", "answers": [], "unanswerable": True}]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = _job(tmp_path, data, Fakes(FIX / "beir" / "corpus.jsonl"), modes=["rag"]).run()
+    m = report.metrics
+    # the fake answers a1 "It is 1300 [1]." (contains the gold), abstains on u1 (nothing retrieved), and answers
+    # u2 from the scurvy passage: recall 1/2, precision 1/1, no answerable question abstained
+    assert m["rag/contains"] == 1.0 and m["rag/abstention_recall"] == 0.5
+    assert m["rag/abstention_precision"] == 1.0 and m["rag/answerable_abstain_rate"] == 0.0
+    assert m["rag/accuracy"] == pytest.approx(2 / 3)  # a1 contains the answer, u1 abstained, u2 did not
+    md = (report.run_dir / "report.md").read_text()
+    assert "## Best answers" in md and "## Worst answers" in md and "**u2**" in md
+    assert "Label scoring" not in md  # the dataset has no labels
+    records = [json.loads(line) for line in (report.run_dir / "results.jsonl").read_text().splitlines()]
+    assert len({r["latency_s"] for r in records}) == len(records)  # each answer timed on its own
