@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pipelines.evaluate.data import KINDS
 from pipelines.evaluate.modes import ANSWER_MODES, RETRIEVAL_MODES
+from pipelines.cli.kb import engine_args
 from pipelines.evaluate import EvalJob, EvalReport
 from rag.config import Settings
 
@@ -36,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="continue the latest interrupted run of this job (or RUN_DIR)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
+    engine_args(p)
     p.set_defaults(func=run)
 
 
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """Build the job from the flags (and job file), run it, print the summary or JSON."""
     options = {"modes": args.modes, "split": args.split, "limit": args.limit, "seed": args.seed,
                "name": args.name, "adapter": args.adapter, "format": args.format, "scoring": args.scoring,
-               "resume": args.resume}
+               "resume": args.resume, "engine": args.engine, "address": args.address}
     progress = not (args.no_progress or args.json)
     if not progress:
         settings = settings.override({"ingest.show_progress": False})

@@ -78,7 +78,7 @@ class EvalJob:
                  name: str | None = None, adapter: str | None = None, format: str | None = None,
                  scoring: str = "auto", resume: bool | str | Path = False, kb: str | Path | None = None,
                  show_progress: bool = True, pipeline_factory: PipelineFactory | None = None,
-                 ingest: IngestFn | None = None) -> None:
+                 ingest: IngestFn | None = None, engine: str = "local", address: str | None = None) -> None:
         if scoring not in ("auto", "choice", "generate"):
             raise ValueError(f"scoring must be auto, choice or generate, got {scoring!r}")
         bad = [m for m in modes or () if m not in RETRIEVAL_MODES + ANSWER_MODES]
@@ -89,6 +89,9 @@ class EvalJob:
         self.seed = settings.eval.seed if seed is None else seed
         self.adapter, self.scoring, self.resume, self.kb = adapter, scoring, resume, kb
         self.show_progress = show_progress
+        if engine not in ("local", "ray"):
+            raise ValueError(f"engine must be local or ray, got {engine!r}")
+        self.engine, self.address = engine, address  # ray: batches of queries go to Ray workers
         self.pipeline_factory = pipeline_factory or _qa_pipeline
         self.ingest = ingest or _ingest
         self.runs_dir = Path(settings.eval.runs_dir).expanduser()
@@ -184,6 +187,10 @@ class EvalJob:
 
     def _evaluate(self, ds: EvalDataset, modes: list[str], scoring: str, kb: Path | None,
                   writer: eval_report.ResultsWriter) -> None:
+        if self.engine == "ray":
+            from pipelines.evaluate.ray import evaluate_on_ray
+
+            return evaluate_on_ray(self, ds, modes, scoring, kb, writer)
         done = {(r["mode"], r["id"]) for r in writer.done()}
         pipes: dict[bool, EvalPipeline] = {}
         for mode in modes:
