@@ -1,13 +1,23 @@
-"""Distillation benchmark on SciFact: does a round fold the asked-about abstracts into the weights?
+"""Knowledge-injection benchmark: does a distillation round move invented facts from retrieval into the weights?
 
-Documents cited by two or more labelled claims (train + test qrels) are split: for ``--docs`` of them, some claims are
-"asked" (logged as traffic, three times each, with the cited abstract as the retrieved passage, i.e. what a perfect
-retriever returns) and the others stay unseen; ``--other`` further documents are never distilled (regression).
-One ``DistillRound`` runs; label accuracy (SUPPORT / CONTRADICT by likelihood) is measured closed-book and
-open-book before and after, with the recovery ratio ``(closed_after - closed_before) / (open_before -
-closed_before)``, plus the round's own knowledge probes. Writes ``bench/results/distill.json`` and prints a table.
+Seeded invented entities (``bench/factbank.py``: devices, people, villages, 6 attributes each) are ingested with
+distractors (the bundled sample corpus, and SciFact abstracts when ``../shared/data`` is there). Users' traffic
+goes through ``QAPipeline.ask`` with real retrieval: every *hot* fact is asked in 3 phrasings. Then one
+``DistillRound`` runs as a user would run it, and the sets below are measured closed-book and open-book (real
+retrieval, the same prompts the pipeline builds), before and after, by normalised containment of the answer:
 
-    python bench/distill.py --docs 8 --other 4 --max-steps 24
+  (a) asked      the 3 asked phrasings of each hot fact
+  (b) unseen     2 paraphrases of each hot fact that nobody asked
+  (c) same-doc   facts of the distilled documents that were never asked
+  (d) other      facts of documents that were not distilled
+  (e) general    the shipped general-ability set (knowledge/distill/general.jsonl)
+  (f) pubmedqa   yes/no/maybe by likelihood on a seeded PubMedQA test sample (closed and with its abstract)
+
+Recovery ratio = (closed after - closed before) / (open before - closed before), only where open-book beats
+closed-book before. Then ``generation.mode = "auto"`` routing (share routed, precision, latency vs "rag"), and a
+second round on new hot facts with the retention of round-1 facts.
+
+    python bench/distill.py --entities 30 --hot-docs 14 --hot-per-doc 3      # ~40 hot facts (the issue's size)
 """
 
 from __future__ import annotations
@@ -16,128 +26,273 @@ import argparse
 import json
 import random
 import resource
+import statistics
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
-
-import torch
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from knowledge.distill.data import Prompter  # noqa: E402
-from knowledge.kb import KnowledgeBase  # noqa: E402
-from knowledge.log import RetrievalLog  # noqa: E402
+from bench.factbank import Fact, make_bank, write_bank  # noqa: E402
+from knowledge.distill.data import Prompter, general_set  # noqa: E402
+from knowledge.distill.facts import is_correct, normalise  # noqa: E402
 from pipelines.distill import DistillRound  # noqa: E402
+from pipelines.ingest import IngestPipeline  # noqa: E402
+from pipelines.qa import QAPipeline  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.generate import HFGenerator  # noqa: E402
-from rag.types import Answer, Hit, Passage, content_hash  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"  # ../shared beside the project
-LABELS = ("SUPPORT", "CONTRADICT")
-ASK = "Is the following claim supported or contradicted by the research? Answer SUPPORT or CONTRADICT.\nClaim: {}"
-
-
-def load(data: Path) -> tuple[dict[str, dict], dict[str, list[tuple[str, str]]]]:
-    """Corpus by id, and doc id -> [(claim, label)] for labelled claims."""
-    corpus = {r["_id"]: r for r in map(json.loads, (data / "corpus.jsonl").open())}
-    claims: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for row in map(json.loads, (data / "queries.jsonl").open()):
-        for doc, evidence in (row.get("metadata") or {}).items():
-            if evidence and evidence[0]["label"] in LABELS and doc in corpus:
-                claims[doc].append((row["text"], evidence[0]["label"]))
-    return corpus, claims
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+ANSWER_TOKENS = 32
+Item = tuple[str, tuple[str, ...], str]  # question, gold spans, gold answer
 
 
-def passage(doc: dict) -> Passage:
-    text = doc["text"][:1200]  # keep prompts short on CPU; the first sentences hold most findings
-    return Passage(content_hash(text), text, doc["_id"], f"scifact/{doc['_id']}", doc["title"])
+def spans(fact: Fact) -> tuple[str, ...]:
+    """What a correct answer must contain: the number of a measured answer, else the whole answer."""
+    head = fact.answer.split()[0]
+    return (head,) if head.replace(",", "").isdigit() else (fact.answer,)
 
 
-def build_kb(root: Path, docs: list[Passage], asked: dict[str, list[str]]) -> None:
-    with KnowledgeBase.open(root, embedding={"model": "oracle", "dimension": 1}, create=True) as kb:
-        kb.store.replace_source("scifact", "h", 1, 0.0, "{}", docs, [p.text for p in docs], len(docs))
-        kb.store.assign_vectors([(p.id, i) for i, p in enumerate(docs)])
-        log = RetrievalLog(kb.store, Settings().log)
-        by_id = {p.id: p for p in docs}
-        for pid, questions in asked.items():
-            for n, claim in enumerate(questions * 3):
-                log.record(Answer(id=f"{pid}-{n}", question=ASK.format(claim), text="", hits=(Hit(by_id[pid], 1.0, 1),)))
+def items(facts: list[Fact], field: str, limit: int = 3) -> list[Item]:
+    return [(q, spans(f), f.answer) for f in facts for q in getattr(f, field)[:limit]]
 
 
-def accuracy(gen: HFGenerator, prompter: Prompter, items: list[tuple[Passage, str, str]], open_book: bool) -> float:
-    right = 0
-    for p, claim, label in items:
-        prompt = prompter.open(ASK.format(claim), [p]) if open_book else prompter.closed(ASK.format(claim))
-        right += gen.choose(prompt, LABELS)[0] == label
-    return right / len(items) if items else float("nan")
+def build_corpus(work: Path, docs: list[dict], facts: list[Fact], distractors: int, seed: int) -> Path:
+    corpus = work / "corpus"
+    write_bank(docs, facts, corpus / "facts")
+    (corpus / "facts" / "facts.jsonl").unlink()  # the answer key is not a document
+    scifact = SHARED / "scifact" / "corpus.jsonl"
+    if distractors and scifact.is_file():
+        rows = [json.loads(line) for line in scifact.open(encoding="utf-8")]
+        pick = random.Random(seed).sample(rows, min(distractors, len(rows)))
+        (corpus / "scifact.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pick), encoding="utf-8")
+    return corpus
 
 
-def measure(gen: HFGenerator, prompter: Prompter, sets: dict[str, list]) -> dict[str, float]:
-    out = {f"closed_{k}": accuracy(gen, prompter, v, False) for k, v in sets.items()}
-    return out | {f"open_{k}": accuracy(gen, prompter, v, True) for k, v in sets.items()}
+def answer(gen: HFGenerator, prompts: list[str]) -> list[str]:
+    out: list[str] = []
+    for i in range(0, len(prompts), 16):
+        out += gen.generate_batch(prompts[i: i + 16], max_new_tokens=ANSWER_TOKENS)
+    return out
+
+
+def score(preds: list[str], rows: list[Item]) -> dict[str, float]:
+    hit = [is_correct(p, s) for p, (_, s, _) in zip(preds, rows, strict=True)]
+    em = [normalise(p).rstrip(" .") == normalise(a) for p, (_, _, a) in zip(preds, rows, strict=True)]
+    return {"contains": sum(hit) / len(hit), "em": sum(em) / len(em), "n": len(hit)}
+
+
+def measure(qa: QAPipeline, gen: HFGenerator, sets: dict[str, list[Item]]) -> dict[str, dict[str, Any]]:
+    """Closed-book and open-book (real retrieval, the pipeline's own prompts) scores of every set."""
+    out = {}
+    for name, rows in sets.items():
+        closed = [qa.builder.build_closed_book(q).text for q, _, _ in rows]
+        out[f"closed_{name}"] = score(answer(gen, closed), rows)
+        if name != "general":
+            opened = [qa.builder.build(q, qa.retriever.retrieve(q, None, None)).text for q, _, _ in rows]
+            out[f"open_{name}"] = score(answer(gen, opened), rows)
+    return out
+
+
+def pubmedqa(gen: HFGenerator, prompter: Prompter, n: int, seed: int) -> dict[str, float] | None:
+    data = SHARED / "pubmedqa"
+    if n <= 0 or not (data / "ori_pqal.json").is_file():
+        return None
+    rows = json.loads((data / "ori_pqal.json").read_text())
+    test = json.loads((data / "test_ground_truth.json").read_text())
+    ids = random.Random(seed).sample(sorted(test), n)
+    right = {"closed": 0, "open": 0}
+    from rag.types import Passage
+
+    for pmid in ids:
+        q, context = rows[pmid]["QUESTION"], " ".join(rows[pmid]["CONTEXTS"])
+        ask = f"{q} Answer yes, no or maybe."
+        right["closed"] += gen.choose(prompter.closed(ask), ("yes", "no", "maybe"))[0] == test[pmid]
+        p = Passage(pmid, context, pmid, f"pubmed/{pmid}", "")
+        right["open"] += gen.choose(prompter.open(ask, [p]), ("yes", "no", "maybe"))[0] == test[pmid]
+    return {k: v / n for k, v in right.items()} | {"n": n}
+
+
+def traffic(qa: QAPipeline, facts: list[Fact]) -> dict[str, float]:
+    """Users ask every hot fact in its 3 phrasings; returns how often retrieval ranked its document first."""
+    top1 = 0
+    for f in facts:
+        for q in f.asked:
+            a = qa.ask(q)
+            top1 += bool(a.hits) and a.hits[0].passage.title == f.doc
+    return {"asks": 3 * len(facts), "top1_doc": top1 / (3 * len(facts))}
+
+
+def routing(settings: Settings, kb: Path, adapter: str, hot: list[Fact], cold: list[Fact]) -> dict[str, Any]:
+    """``generation.mode = "auto"`` vs ``"rag"`` on unseen phrasings of hot facts and on cold facts."""
+    rows = items(hot, "unseen", 1) + items(cold, "asked", 1)
+    out: dict[str, Any] = {}
+    for mode in ("rag", "auto"):
+        s = settings.override({"generation.mode": mode, "generation.max_new_tokens": ANSWER_TOKENS})
+        qa = QAPipeline.from_config(s, kb=kb, adapter=adapter)
+        answers = [qa.ask(q, log=False) for q, _, _ in rows]
+        qa.close()
+        routed = [(a, r) for a, r in zip(answers, rows) if a.path == "closed"]
+        out[mode] = {
+            "n": len(rows), "routed": len(routed),
+            "routed_correct": sum(is_correct(a.text, r[1]) for a, r in routed),
+            "accuracy": sum(is_correct(a.text, r[1]) for a, r in zip(answers, rows)) / len(rows),
+            "median_total_s": statistics.median(a.timings["total_s"] for a in answers),
+        }
+    auto = out["auto"]
+    auto["precision"] = auto["routed_correct"] / auto["routed"] if auto["routed"] else None
+    auto["share_routed"] = auto["routed"] / auto["n"]
+    return out
 
 
 def recovery(before: dict, after: dict, group: str) -> float | None:
-    gap = before[f"open_{group}"] - before[f"closed_{group}"]
-    return None if abs(gap) < 1e-9 else (after[f"closed_{group}"] - before[f"closed_{group}"]) / gap
+    gap = before[f"open_{group}"]["contains"] - before[f"closed_{group}"]["contains"]
+    if gap <= 0:  # open-book is no better than closed-book: there is nothing to recover
+        return None
+    return (after[f"closed_{group}"]["contains"] - before[f"closed_{group}"]["contains"]) / gap
+
+
+def stage(name: str, t0: list[float]) -> None:
+    """Progress on stderr: the bench runs for minutes."""
+    print(f"[{time.perf_counter() - t0[0]:7.1f} s] {name}", file=sys.stderr, flush=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--docs", type=int, default=8)
-    ap.add_argument("--other", type=int, default=4)
-    ap.add_argument("--max-steps", type=int, default=24)
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 avoids OpenMP spinning on busy CPUs)")
+    ap.add_argument("--entities", type=int, default=30)
+    ap.add_argument("--hot-docs", type=int, default=14)
+    ap.add_argument("--hot-per-doc", type=int, default=3)
+    ap.add_argument("--distractors", type=int, default=300, help="SciFact abstracts mixed in (when available)")
+    ap.add_argument("--pubmedqa", type=int, default=60)
+    ap.add_argument("--round2-docs", type=int, default=6, help="0 = no second round")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="setting override, e.g. distill.epochs=6")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default; 1 on a busy box)")
     ap.add_argument("--out", default="bench/results/distill.json")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    corpus, claims = load(DATA)
-    eligible = sorted(d for d, c in claims.items() if len(c) >= 2)
-    rng = random.Random(0)
-    chosen = rng.sample(eligible, args.docs + args.other)
-    docs = {d: passage(corpus[d]) for d in chosen}
-    distilled, others = chosen[: args.docs], chosen[args.docs:]
-    asked = {docs[d].id: [c for c, _ in claims[d][: len(claims[d]) // 2]] for d in distilled}
-    sets = {"asked": [(docs[d], c, lab) for d in distilled for c, lab in claims[d][: len(claims[d]) // 2]],
-            "unseen": [(docs[d], c, lab) for d in distilled for c, lab in claims[d][len(claims[d]) // 2:]],
-            "other": [(docs[d], c, lab) for d in others for c, lab in claims[d]]}
-    root = Path(tempfile.mkdtemp(prefix="distill-bench-")) / "kb"
-    build_kb(root, list(docs.values()), asked)
-    settings = Settings().override({
-        "kb.path": str(root), "generation.max_new_tokens": 48, "distill.min_hits": 2, "distill.max_steps": args.max_steps,
-        "distill.restatements": 1, "distill.max_passages": args.docs})
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    t_start = time.perf_counter()
+    clock = [t_start]
+    docs, facts = make_bank(args.entities, args.seed)
+    rng = random.Random(args.seed)
+    names = [d["name"] for d in docs]
+    hot_docs = names[: args.hot_docs]
+    r2_docs = names[args.hot_docs: args.hot_docs + args.round2_docs]
+    by_doc = {n: [f for f in facts if f.doc == n] for n in names}
+    hot, same_doc = [], []
+    for n in hot_docs:
+        attrs = rng.sample(by_doc[n], len(by_doc[n]))
+        hot += attrs[: args.hot_per_doc]
+        same_doc += attrs[args.hot_per_doc:]
+    other = [f for n in names[args.hot_docs + args.round2_docs:] for f in by_doc[n]]
+    r2_hot = [f for n in r2_docs for f in rng.sample(by_doc[n], args.hot_per_doc)]
+    work = Path(tempfile.mkdtemp(prefix="distill-bench-"))
+    corpus = build_corpus(work, docs, facts, args.distractors, args.seed)
+    overrides = dict(kv.split("=", 1) for kv in args.set)
+    settings = Settings().override({"kb.path": str(work / "kb"), "ingest.show_progress": False,
+                                    "generation.max_new_tokens": ANSWER_TOKENS, "retrieval.k": 3})
+    settings = settings.override({k: json.loads(v) for k, v in overrides.items()}, "--set") if overrides else settings
+    IngestPipeline.from_config(settings).run([str(corpus), str(ROOT / "knowledge" / "sample")])
+    sets = {"asked": items(hot, "asked"), "unseen": items(hot, "unseen"), "same_doc": items(same_doc, "asked", 2),
+            "other": items(other, "asked", 2), "general": [(q, a, a[0]) for q, a in general_set()]}
     base = HFGenerator(settings.generation, adapter="")
-    prompter = Prompter(base, settings.prompt, 48)
-    before = measure(base, prompter, sets)
+    qa = QAPipeline.from_config(settings, generator=base)
+    prompter = Prompter(base, settings.prompt, ANSWER_TOKENS)
+    result: dict[str, Any] = {"seed": args.seed, "settings": overrides, "sizes": {k: len(v) for k, v in sets.items()},
+                              "hot_facts": len(hot), "docs": len(docs), "distractors": args.distractors}
+    stage("ingested", clock)
+    result["traffic"] = traffic(qa, hot)
+    stage("traffic asked", clock)
+    before = measure(qa, base, sets)
+    result["pubmedqa_before"] = pubmedqa(base, prompter, args.pubmedqa, args.seed)
+    stage("measured before", clock)
     t0 = time.perf_counter()
-    report = DistillRound(settings, generator=base, other_passages=args.other).run()
-    round_s = time.perf_counter() - t0
-    adapted = HFGenerator(settings.generation, adapter=str(root / "adapters" / report.adapter)) if report.adapter else base
-    after = measure(adapted, Prompter(adapted, settings.prompt, 48), sets)
-    result = {
-        "docs_distilled": args.docs, "docs_other": args.other, "eligible_docs": len(eligible),
-        "claims": {k: len(v) for k, v in sets.items()}, "before": before, "after": after,
-        "recovery": {g: recovery(before, after, g) for g in ("asked", "unseen")},
-        "round": report.to_dict(), "round_s": round(round_s, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    }
+    report = DistillRound(settings, generator=base, progress=False).run()
+    result["round1"] = report.to_dict() | {"wall_s": round(time.perf_counter() - t0, 1),
+                                           "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+    adapter = str(work / "kb" / "adapters" / report.adapter) if report.adapter else ""
+    stage(f"round 1: {report.reason}", clock)
+    adapted = HFGenerator(settings.generation, adapter=adapter) if adapter else base
+    after = measure(qa, adapted, sets)
+    result |= {"timing_note": "wall times on a shared 2-core machine", "before": before, "after": after,
+               "recovery": {g: recovery(before, after, g) for g in ("asked", "unseen", "same_doc")},
+               "pubmedqa_after": pubmedqa(adapted, Prompter(adapted, settings.prompt, ANSWER_TOKENS), args.pubmedqa,
+                                          args.seed)}
+    qa.close()
+    stage("measured after", clock)
+    if adapter:
+        result["routing"] = routing(settings, work / "kb", adapter, hot, other[: len(hot)])
+    stage("routing measured", clock)
+    if args.round2_docs and report.promoted:
+        result["round2"] = second_round(settings, work / "kb", base, hot, r2_hot)
+        stage("round 2 measured", clock)
+    result["total_s"] = round(time.perf_counter() - t_start, 1)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2, default=str))
-    print_table(result)
+    print(table(result))
 
 
-def print_table(r: dict) -> None:
-    print(f"{'metric':<16}{'before':>9}{'after':>9}")
-    for key in r["before"]:
-        print(f"{key:<16}{r['before'][key]:>9.3f}{r['after'][key]:>9.3f}")
-    for group in ("closed", "open", "other"):
-        m = r["round"]["metrics"].get(group) or {}
-        if m.get("delta") is not None:
-            print(f"probe_{group:<10}{m['before']:>9.4f}{m['after']:>9.4f}")
-    print(f"recovery {r['recovery']}  promoted={r['round']['promoted']} ({r['round']['reason']})")
-    print(f"round {r['round_s']} s, peak RSS {r['peak_rss_mb']} MB, claims {r['claims']}")
+def second_round(settings: Settings, kb: Path, base: HFGenerator, r1: list[Fact], r2: list[Fact]) -> dict[str, Any]:
+    """New hot facts, a second round; accuracy on round-1 facts (asked phrasings) before and after it."""
+    qa = QAPipeline.from_config(settings, kb=kb, generator=base)
+    traffic(qa, r2)
+    r1_items, r2_items = items(r1, "asked"), items(r2, "unseen")
+    first = HFGenerator(settings.generation, adapter=str(AdapterPath.active(kb)))
+    closed = [qa.builder.build_closed_book(q).text for q, _, _ in r1_items]
+    closed2 = [qa.builder.build_closed_book(q).text for q, _, _ in r2_items]
+    before = score(answer(first, closed), r1_items)
+    t0 = time.perf_counter()
+    report = DistillRound(settings, generator=base, progress=False).run()
+    wall = round(time.perf_counter() - t0, 1)
+    second = HFGenerator(settings.generation, adapter=str(kb / "adapters" / report.adapter))
+    after = score(answer(second, closed), r1_items)
+    qa.close()
+    return {"report": report.to_dict(), "wall_s": wall, "round1_facts_before": before, "round1_facts_after": after,
+            "retention": after["contains"] / before["contains"] if before["contains"] else None,
+            "round2_unseen_closed_before": score(answer(first, closed2), r2_items),
+            "round2_unseen_closed_after": score(answer(second, closed2), r2_items)}
+
+
+class AdapterPath:
+    @staticmethod
+    def active(kb: Path) -> Path:
+        from knowledge.distill.adapters import AdapterRegistry
+
+        path = AdapterRegistry(kb).active_path()
+        if path is None:
+            raise SystemExit("round 1 promoted nothing: no second round")
+        return path
+
+
+def table(r: dict) -> str:
+    lines = ["| set | closed before | closed after | open before | open after | n |", "|---|---|---|---|---|---|"]
+    for name, n in r["sizes"].items():
+        b, a = r["before"], r["after"]
+        open_b = f"{b[f'open_{name}']['contains']:.3f}" if f"open_{name}" in b else "-"
+        open_a = f"{a[f'open_{name}']['contains']:.3f}" if f"open_{name}" in a else "-"
+        lines.append(f"| {name} | {b[f'closed_{name}']['contains']:.3f} | {a[f'closed_{name}']['contains']:.3f} | "
+                     f"{open_b} | {open_a} | {n} |")
+    if r.get("pubmedqa_before"):
+        pb, pa = r["pubmedqa_before"], r["pubmedqa_after"]
+        lines.append(f"| pubmedqa | {pb['closed']:.3f} | {pa['closed']:.3f} | {pb['open']:.3f} | {pa['open']:.3f} | "
+                     f"{pb['n']} |")
+    rec = {k: (round(v, 3) if v is not None else None) for k, v in r["recovery"].items()}
+    lines += ["", f"recovery {rec}", f"round 1: promoted={r['round1']['promoted']} ({r['round1']['reason']}), "
+              f"{r['round1']['wall_s']} s, peak RSS {r['round1']['peak_rss_mb']} MB; traffic {r['traffic']}"]
+    if "routing" in r:
+        lines.append(f"routing: {json.dumps(r['routing'])}")
+    if "round2" in r:
+        r2 = r["round2"]
+        lines.append(f"round 2: promoted={r2['report']['promoted']} ({r2['report']['reason']}), {r2['wall_s']} s; "
+                     f"round-1 facts {r2['round1_facts_before']['contains']:.3f} -> "
+                     f"{r2['round1_facts_after']['contains']:.3f} (retention {r2['retention']})")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

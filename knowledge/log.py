@@ -125,15 +125,17 @@ class RetrievalLog:
     def asks_since(self, ts: float) -> int:
         return self.store.conn.execute("SELECT COUNT(*) FROM asks WHERE ts > ?", (ts,)).fetchone()[0]
 
-    def questions_for(self, passage_ids: Sequence[str]) -> dict[str, list[str]]:
-        """Logged questions (when stored) that retrieved each passage."""
+    def questions_for(self, passage_ids: Sequence[str], max_rank: int | None = None) -> dict[str, list[str]]:
+        """Logged questions (when stored) that retrieved each passage; with ``max_rank``, only those that ranked
+        it at most that high or cited it (a question that merely brushed a passage at rank 5 is not about it)."""
         out: dict[str, list[str]] = {pid: [] for pid in passage_ids}
         marks = ",".join("?" * len(passage_ids))
         if not passage_ids:
             return out
+        rank = "" if max_rank is None else f" AND (h.rank <= {int(max_rank)} OR h.cited = 1)"
         rows = self.store.conn.execute(
             f"SELECT h.passage_id, a.query FROM ask_hits h JOIN asks a ON a.id = h.ask_id "
-            f"WHERE a.query IS NOT NULL AND h.passage_id IN ({marks}) ORDER BY a.ts", list(passage_ids))
+            f"WHERE a.query IS NOT NULL AND h.passage_id IN ({marks}){rank} ORDER BY a.ts", list(passage_ids))
         for pid, query in rows:
             if query not in out[pid]:
                 out[pid].append(query)

@@ -6,7 +6,6 @@ killed round leaves the active adapter untouched; the next round removes the lef
 
 from __future__ import annotations
 
-import random
 import shutil
 import subprocess
 import sys
@@ -16,9 +15,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from knowledge.distill import gate
 from knowledge.distill.adapters import AdapterRegistry, new_adapter_id
-from knowledge.distill.data import GENERAL_QUESTIONS, Prompter, build_dataset, write_jsonl
-from knowledge.distill.gate import build_probes, compare, decide, score
+from knowledge.files import write_json_atomic
+from knowledge.distill.data import (GateItem, Prompter, build_dataset, gate_items, general_set, read_jsonl, teach,
+                                    write_jsonl)
+from knowledge.distill.facts import Fact
 from knowledge.distill.select import select_hot
 from knowledge.distill.train import train_lora
 from knowledge.kb import KnowledgeBase, release_lock, take_lock
@@ -58,22 +60,21 @@ def is_due(kb: KnowledgeBase, settings: Settings) -> bool:
 
 
 class DistillRound:
-    """One round of distillation on the KB of ``settings``.
+    """One round of distillation on the KB of ``settings``: facts -> data -> LoRA -> accuracy gate -> promotion.
 
     Example:
         >>> report = DistillRound(settings).run()
-        >>> report.promoted, report.adapter
-        (True, '20250101-120000-3f2a')
+        >>> report.promoted, report.reason
+        (True, 'held-out closed-book 0.000 -> 0.800 (+12/-0, p=0.000244); no significant regression')
     """
 
     def __init__(self, settings: Settings, *, generator: HFGenerator | None = None,
-                 general: Sequence[str] = GENERAL_QUESTIONS, other_passages: int = 16, progress: bool = True,
+                 general: Sequence[tuple[str, tuple[str, ...]]] | None = None, progress: bool = True,
                  on_step: Any = None) -> None:
         self.settings = settings
         self.config = settings.distill
         self.generator = generator  # the un-adapted teacher; loaded lazily when not given
-        self.general = general
-        self.other_passages = other_passages
+        self.general = general_set() if general is None else list(general)
         self.progress = progress
         self.on_step = on_step
 
@@ -98,15 +99,24 @@ class DistillRound:
         registry = AdapterRegistry(kb.root)
         registry.clean_temps()
         log = RetrievalLog(kb.store, self.settings.log)
-        hot = select_hot(log, self.config, covered=registry.covered())
-        passages = kb.store.get_passages([h.passage_id for h in hot])
-        chosen = [passages[h.passage_id] for h in hot if h.passage_id in passages]
+        learned = {pid for pid, c in registry.covered().items() if c >= self.config.auto_confidence}
+        hot = select_hot(log, self.config, covered=learned)
+        questions = log.questions_for([h.passage_id for h in hot], max_rank=1)
+        found = kb.store.get_passages([h.passage_id for h in hot if questions.get(h.passage_id)])
+        chosen = [found[h.passage_id] for h in hot if h.passage_id in found]
         if not chosen:
-            return DistillReport(False, None, reason=f"no uncovered passage with weight >= {self.config.min_hits}")
+            return DistillReport(False, None, reason=f"no passage with weight >= {self.config.min_hits} that ranked "
+                                                     "first for a logged question and is not learnt yet")
+        prompter = Prompter(self._teacher(), self.settings.prompt, self.settings.generation.max_new_tokens)
+        facts = teach(prompter, chosen, questions)
+        if not facts:
+            return DistillReport(False, None, reason=f"the teacher's answers about {len(chosen)} hot passages are "
+                                                     "not supported by them: nothing reliable to learn",
+                                 passages=len(chosen))
         adapter_id = new_adapter_id()
         tmp = registry.new_temp(adapter_id)
         try:
-            return self._train_and_gate(kb, registry, log, chosen, adapter_id, tmp)
+            return self._train_and_gate(registry, log, prompter, chosen, facts, adapter_id, tmp)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -116,49 +126,49 @@ class DistillRound:
             self.generator = HFGenerator(self.settings.generation, adapter="")
         return self.generator
 
-    def _train_and_gate(self, kb: KnowledgeBase, registry: AdapterRegistry, log: RetrievalLog,
-                        chosen: list[Passage], adapter_id: str, tmp: Path) -> DistillReport:
+    def _train_and_gate(self, registry: AdapterRegistry, log: RetrievalLog, prompter: Prompter,
+                        chosen: list[Passage], facts: list[Fact], adapter_id: str, tmp: Path) -> DistillReport:
         cfg, gen_cfg = self.config, self.settings.generation
-        prompter = Prompter(self._teacher(), self.settings.prompt, gen_cfg.max_new_tokens)
         parent = registry.active_path()
-        examples, kinds = build_dataset(
-            prompter, chosen, log.questions_for([p.id for p in chosen]), cfg, previous=parent,
-            corrections=log.corrections(), general=self.general)
+        examples = build_dataset(prompter, chosen, facts, cfg, previous=parent, corrections=log.corrections(),
+                                 general=self.general)
         data_hash = write_jsonl(examples, tmp / "train.jsonl")
-        trained = train_lora(examples, cfg, gen_cfg, tmp, init_adapter=parent if cfg.continue_active else None,
-                             on_step=self.on_step, progress=self.progress)
-        probes = build_probes(prompter, chosen, [e for e in examples if e.split == "holdout"],
-                              self._others(kb, {p.id for p in chosen}))
-        reference = HFGenerator(gen_cfg, adapter=str(parent)) if parent else self._teacher()
-        before, after = score(reference, probes), score(HFGenerator(gen_cfg, adapter=str(tmp)), probes)
-        metrics: dict[str, Any] = compare(before, after)
-        promote, reason = decide(metrics, cfg)
-        metrics |= {"probes": after["counts"], "train": asdict(trained),
-                    "examples": {k: sum(e.kind == k for e in examples) for k in kinds},
-                    "held_out": sum(e.split == "holdout" for e in examples)}
-        covered = {**(registry.covered() if parent and (cfg.continue_active or cfg.replay) else {}),
-                   **{pid: round(v, 4) for pid, v in after["passages"].items()}}
+        items = self._gate_items(prompter, chosen, facts, parent)
+        write_jsonl([i for i in items if i.group in ("heldout", "retained")], tmp / "gate.jsonl")
+        trained = train_lora(examples, cfg, gen_cfg, tmp, on_step=self.on_step, progress=self.progress)
+        current = HFGenerator(gen_cfg, adapter=str(parent)) if parent else self._teacher()
+        before = gate.grade(current, items)
+        after = gate.grade(HFGenerator(gen_cfg, adapter=str(tmp)), items)
+        results = gate.compare(items, before, after)
+        promote, reason = gate.decide(results, cfg)
+        confidence = gate.confidence(items, after)
+        covered = {**(registry.covered() if parent and cfg.replay else {}), **confidence}
+        metrics = {"gate": gate.report(results), "train": asdict(trained), "facts": len(facts),
+                   "examples": {k: sum(e.kind == k for e in examples) for k in sorted({e.kind for e in examples})}}
         manifest = {
             "id": adapter_id, "base_model": gen_cfg.model, "parent": parent.name if parent else None,
-            "created": time.time(), "passages": covered, "data_hash": data_hash, "data_kinds": kinds,
+            "created": time.time(), "passages": covered, "data_hash": data_hash,
             "settings": cfg.model_dump(), "metrics": metrics, "promoted": promote, "reason": reason,
         }
         final = registry.finish(tmp, manifest, activate=promote)
         return DistillReport(promote, final.name, metrics, reason, passages=len(chosen))
 
-    def _others(self, kb: KnowledgeBase, exclude: set[str]) -> list[Passage]:
-        """A seeded sample of passages that this round does not distil (for the regression probes)."""
-        ids = [pid for pid, _ in kb.store.live_texts() if pid not in exclude]
-        sample = random.Random(self.config.seed).sample(ids, min(self.other_passages, len(ids)))
-        found = kb.store.get_passages(sample)
-        return [found[i] for i in sample if i in found]
+    def _gate_items(self, prompter: Prompter, chosen: list[Passage], facts: list[Fact],
+                    parent: Path | None) -> list[GateItem]:
+        """This round's held-out and open-book items, the general set, and the active adapter's held-out items."""
+        items = gate_items(prompter, facts, {p.id: p for p in chosen})
+        items += [GateItem("general", prompter.closed(q), answers) for q, answers in self.general]
+        if parent is not None and self.config.replay and (parent / "gate.jsonl").is_file():
+            items += [GateItem("retained", i.prompt, i.spans, i.passage_id, i.question)
+                      for i in read_jsonl(parent / "gate.jsonl", GateItem)]
+        return items
 
 
 def maybe_schedule(settings: Settings) -> bool:
     """Start ``rag distill --if-due`` in a background process when a round is due and none runs; True if started.
 
-    The child reads ``./config.toml`` (like any ``rag`` command) and gets the KB path with ``--kb``; its output
-    goes to ``<kb>/adapters/last-round.log``.
+    The child gets these exact settings (written to ``<kb>/adapters/round-settings.json``, overrides included) and
+    the KB path; its output goes to ``<kb>/adapters/last-round.log``.
     """
     try:
         kb = KnowledgeBase.open(settings.kb.path)
@@ -174,7 +184,9 @@ def maybe_schedule(settings: Settings) -> bool:
         return False
     finally:
         kb.close()
+    config = root / "adapters" / "round-settings.json"
+    write_json_atomic(config, settings.model_dump())
     with open(root / "adapters" / "last-round.log", "w", encoding="utf-8") as out:
-        subprocess.Popen([sys.executable, "-m", "pipelines.cli", "--kb", str(root), "distill", "--if-due", "--json"],
-                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        subprocess.Popen([sys.executable, "-m", "pipelines.cli", "--config", str(config), "--kb", str(root),
+                          "distill", "--if-due", "--json"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     return True

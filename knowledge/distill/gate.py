@@ -1,108 +1,126 @@
-"""The promotion gate: a candidate adapter replaces the active one (or the base) only when it measurably helps.
+"""The promotion gate: task accuracy on paired questions, before and after, with an exact McNemar test.
 
-Three probe groups, each scored as the mean per-token probability ``exp(loglik / tokens)`` of a reference answer
-(a sensitive measure: it moves long before greedy answers change):
+Groups (each item is a rendered prompt and the key spans a correct answer holds, see ``facts.is_correct``):
 
-* ``closed`` — closed-book prompts about the distilled passages: held-out questions with the teacher's answer, and
-  cloze probes (a salient number/name/word of a passage sentence masked; the reference is the filler). Must rise
-  by more than ``min_improvement``.
-* ``open``   — the same held-out questions with the passage in the prompt (RAG must not get worse).
-* ``other``  — cloze probes of passages that were NOT distilled (regression on the rest of the KB).
+* ``heldout``  closed-book, phrasings of the distilled facts that were never trained — must *gain*;
+* ``open``     the distilled facts asked open-book (the passage in the prompt) — RAG must not get worse;
+* ``general``  closed-book general knowledge, arithmetic and instructions the model had before — no forgetting;
+* ``retained`` closed-book held-out phrasings of earlier rounds' facts — a new round must keep them.
 
-``open`` and ``other`` may drop by at most ``max_regression``.
+"Before" is the model users have now (the active adapter, or the base model); "after" is the candidate. A gain
+counts only when it is at least ``min_gain`` *and* significant (one-sided exact McNemar p <= ``alpha`` on the
+items that changed); a group refuses the candidate when it drops by more than ``max_regression`` and that drop is
+significant too. A raw difference on a dozen items decides nothing either way.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from math import comb
 from typing import Any
 
-from knowledge.distill.data import Example, Prompter, cloze, sentences
+from knowledge.distill.data import GateItem
+from knowledge.distill.facts import is_correct
 from rag.config import DistillConfig
-from rag.types import Passage
 
-GROUPS = ("closed", "open", "other")
+GAIN_GROUP = "heldout"
+REGRESSION_GROUPS = ("open", "general", "retained")
+ANSWER_TOKENS = 32
+
+
+def answer_all(generator: Any, items: Sequence[GateItem], batch: int = 16) -> list[str]:
+    """Greedy answers to every item's prompt (batched; short: a fact needs a sentence)."""
+    out: list[str] = []
+    for i in range(0, len(items), batch):
+        out += generator.generate_batch([it.prompt for it in items[i: i + batch]], max_new_tokens=ANSWER_TOKENS)
+    return out
+
+
+def grade(generator: Any, items: Sequence[GateItem]) -> list[bool]:
+    """Whether the generator answers each item correctly."""
+    return [is_correct(a, it.spans) for a, it in zip(answer_all(generator, items), items, strict=True)]
+
+
+def mcnemar_p(wins: int, losses: int) -> float:
+    """One-sided exact McNemar p-value that ``wins`` of ``wins + losses`` changed pairs arise by chance (p = 1/2)."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    return sum(comb(n, k) for k in range(wins, n + 1)) / 2 ** n
 
 
 @dataclass(frozen=True)
-class Probe:
-    group: str
-    prompt: str
-    answer: str
-    passage_id: str | None = None
+class GroupResult:
+    """Paired accuracy of one group: ``gained`` items wrong before and right after, ``lost`` the reverse."""
+
+    n: int
+    before: float
+    after: float
+    gained: int
+    lost: int
+
+    @property
+    def delta(self) -> float:
+        return self.after - self.before
+
+    def as_dict(self) -> dict[str, float]:
+        return {"n": self.n, "before": round(self.before, 4), "after": round(self.after, 4),
+                "delta": round(self.delta, 4), "gained": self.gained, "lost": self.lost,
+                "p_gain": round(mcnemar_p(self.gained, self.lost), 5),
+                "p_loss": round(mcnemar_p(self.lost, self.gained), 5)}
 
 
-def cloze_probes(prompter: Prompter, passages: Sequence[Passage], group: str, per_passage: int = 3,
-                 in_context: bool = False) -> list[Probe]:
-    """Cloze probes (choice 0: never the token masked in training) of up to ``per_passage`` sentences each."""
-    out = []
-    for p in passages:
-        for sentence in sentences(p.text)[:per_passage]:
-            item = cloze(sentence, choice=0)
-            if item:
-                ask = f"Fill in the blank: {item.masked}"
-                prompt = prompter.open(ask, [p]) if in_context else prompter.closed(ask)
-                out.append(Probe(group, prompt, item.answer, p.id))
-    return out
+def paired(before: Sequence[bool], after: Sequence[bool]) -> GroupResult:
+    n = len(before)
+    return GroupResult(n, sum(before) / n if n else 0.0, sum(after) / n if n else 0.0,
+                       sum(a and not b for b, a in zip(before, after)), sum(b and not a for b, a in zip(before, after)))
 
 
-def build_probes(prompter: Prompter, distilled: Sequence[Passage], held_out: Sequence[Example],
-                 others: Sequence[Passage]) -> list[Probe]:
-    """Probes of the three groups from the round's passages, its held-out examples and some other passages."""
-    by_id = {p.id: p for p in distilled}
-    probes = [Probe("closed", e.prompt, e.answer, e.passage_id) for e in held_out]
-    probes += cloze_probes(prompter, distilled, "closed")
-    probes += [Probe("open", prompter.open(e.question, [by_id[e.passage_id]]), e.answer, e.passage_id)
-               for e in held_out if e.passage_id in by_id]
-    probes += cloze_probes(prompter, distilled, "open", in_context=True)
-    return probes + cloze_probes(prompter, others, "other", per_passage=2)
-
-
-def token_probability(generator: Any, probe: Probe) -> float:
-    """Mean per-token probability of the probe's answer after its prompt (geometric mean, in [0, 1])."""
-    n = max(1, generator.count_tokens(probe.answer))
-    return math.exp(generator.loglikelihood(probe.prompt, probe.answer) / n)
-
-
-def score(generator: Any, probes: Sequence[Probe]) -> dict[str, Any]:
-    """Mean score per group, and per distilled passage for the ``closed`` group (the adapter's confidence)."""
-    values = [(p, token_probability(generator, p)) for p in probes]
-    groups = {g: [v for p, v in values if p.group == g] for g in GROUPS}
-    per_passage: dict[str, list[float]] = {}
-    for p, v in values:
-        if p.group == "closed" and p.passage_id:
-            per_passage.setdefault(p.passage_id, []).append(v)
-    return {"groups": {g: (sum(v) / len(v) if v else None) for g, v in groups.items()},
-            "counts": {g: len(v) for g, v in groups.items()},
-            "passages": {pid: sum(v) / len(v) for pid, v in per_passage.items()}}
-
-
-def compare(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, dict[str, float | None]]:
-    """``{group: {before, after, delta}}`` from two ``score`` results (delta ``None`` when a group is empty)."""
+def compare(items: Sequence[GateItem], before: Sequence[bool], after: Sequence[bool]) -> dict[str, GroupResult]:
+    """``{group: GroupResult}`` for every group that has items."""
     out = {}
-    for g in GROUPS:
-        b, a = before["groups"][g], after["groups"][g]
-        out[g] = {"before": b, "after": a, "delta": None if a is None or b is None else a - b}
+    for group in sorted({it.group for it in items}):
+        idx = [i for i, it in enumerate(items) if it.group == group]
+        out[group] = paired([before[i] for i in idx], [after[i] for i in idx])
     return out
 
 
-def decide(metrics: Mapping[str, Mapping[str, float | None]], config: DistillConfig) -> tuple[bool, str]:
-    """Promote only when ``closed`` rises by more than ``min_improvement`` and ``open``/``other`` drop by at most
-    ``max_regression``; returns ``(promote, reason)``. Extra groups (e.g. label accuracy) count as regressions too.
+def decide(results: Mapping[str, GroupResult], config: DistillConfig) -> tuple[bool, str]:
+    """``(promote, reason)``: a significant gain of at least ``min_gain`` and no significant regression.
 
     Example:
-        >>> decide({"closed": {"delta": 0.1}, "open": {"delta": 0.0}, "other": {"delta": -0.001}}, DistillConfig())
-        (True, 'closed-book +0.1000 > 0.0; no regression beyond 0.01')
+        >>> decide({"heldout": GroupResult(12, 0.0, 0.75, 9, 0)}, DistillConfig())
+        (True, 'held-out closed-book 0.000 -> 0.750 (+9/-0, p=0.002); no significant regression')
     """
-    gain = (metrics.get("closed") or {}).get("delta")
-    if gain is None:
-        return False, "no closed-book probe about the distilled passages: nothing to measure"
-    if gain <= config.min_improvement:
-        return False, f"closed-book {gain:+.4f} does not exceed min_improvement {config.min_improvement}"
-    for group, m in metrics.items():
-        delta = m.get("delta")
-        if group != "closed" and delta is not None and -delta > config.max_regression:
-            return False, f"{group} regressed by {-delta:.4f} > max_regression {config.max_regression}"
-    return True, f"closed-book {gain:+.4f} > {config.min_improvement}; no regression beyond {config.max_regression}"
+    gain = results.get(GAIN_GROUP)
+    if gain is None or gain.n == 0:
+        return False, "no held-out question about the distilled facts: nothing to measure"
+    p = mcnemar_p(gain.gained, gain.lost)
+    summary = f"held-out closed-book {gain.before:.3f} -> {gain.after:.3f} (+{gain.gained}/-{gain.lost}, p={p:.3g})"
+    if gain.delta < config.min_gain:
+        return False, f"{summary}: gain below distill.min_gain {config.min_gain}"
+    if p > config.alpha:
+        return False, f"{summary}: gain not significant at distill.alpha {config.alpha}"
+    for group in REGRESSION_GROUPS:
+        r = results.get(group)
+        if r is None or r.n == 0:
+            continue
+        p_loss = mcnemar_p(r.lost, r.gained)
+        if -r.delta > config.max_regression and p_loss <= config.alpha:
+            return False, (f"{summary}; but {group} fell {r.before:.3f} -> {r.after:.3f} (-{r.lost}/+{r.gained}, "
+                           f"p={p_loss:.3g}) beyond distill.max_regression {config.max_regression}")
+    return True, f"{summary}; no significant regression"
+
+
+def confidence(items: Sequence[GateItem], after: Sequence[bool]) -> dict[str, float]:
+    """Per distilled passage: the share of its held-out closed-book questions the candidate answers (routing)."""
+    per: dict[str, list[bool]] = {}
+    for it, ok in zip(items, after, strict=True):
+        if it.group == GAIN_GROUP and it.passage_id:
+            per.setdefault(it.passage_id, []).append(ok)
+    return {pid: round(sum(v) / len(v), 4) for pid, v in per.items()}
+
+
+def report(results: Mapping[str, GroupResult]) -> dict[str, Any]:
+    return {g: r.as_dict() for g, r in results.items()}

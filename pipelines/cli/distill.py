@@ -30,11 +30,15 @@ def _distill(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     print(f"{'PROMOTED' if report.promoted else 'not promoted'}: {report.reason}")
     print(f"  adapter   {report.adapter or '-'}\n  passages  {report.passages}\n  seconds   {report.seconds}")
-    for group in ("closed", "open", "other"):
-        m = report.metrics.get(group)
-        if m and m.get("delta") is not None:
-            print(f"  {group:<8}  {m['before']:.4f} -> {m['after']:.4f}  ({m['delta']:+.4f})")
+    print_gate(report.metrics.get("gate", {}))
     return 0
+
+
+def print_gate(groups: dict) -> None:
+    """One line per gate group: accuracy before -> after, items gained/lost, and the McNemar p-values."""
+    for group, m in groups.items():
+        print(f"  {group:<9} {m['before']:.3f} -> {m['after']:.3f}  ({m['delta']:+.3f}; n={m['n']}, "
+              f"+{m['gained']}/-{m['lost']}, p_gain={m['p_gain']:.3g}, p_loss={m['p_loss']:.3g})")
 
 
 def _adapters(args: argparse.Namespace, settings: Settings) -> int:
@@ -49,7 +53,8 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "rollback":
         return _done(args, {"active": registry.rollback()})
     rows = [{k: m.get(k) for k in ("id", "active", "promoted", "created", "parent", "reason")}
-            | {"passages": len(m.get("passages", {}))} for m in registry.list()]
+            | {"passages": len(m.get("passages", {})), "gate": (m.get("metrics") or {}).get("gate", {})}
+            for m in registry.list()]
     if args.json:
         print_json(rows)
         return 0
@@ -57,6 +62,7 @@ def _adapters(args: argparse.Namespace, settings: Settings) -> int:
         when = datetime.fromtimestamp(r["created"], timezone.utc).strftime("%Y-%m-%d %H:%M") if r["created"] else "-"
         print(f"{'*' if r['active'] else ' '} {r['id']}  {when}  passages={r['passages']:<4} "
               f"{'promoted' if r['promoted'] else 'rejected'}  {r['reason'] or ''}")
+        print_gate(r["gate"])
     if not rows:
         print("no adapters yet (run `rag distill`)")
     return 0

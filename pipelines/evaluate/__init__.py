@@ -268,8 +268,9 @@ def flat_metrics(by_mode: dict[str, list[dict[str, Any]]]) -> dict[str, float | 
 
 
 def recovery_ratio(closed: float | None, closed_adapter: float | None, rag: float | None) -> float | None:
-    """(closed-book with adapter − closed-book base) / (open-book base − closed-book base); None if undefined."""
-    if closed is None or closed_adapter is None or rag is None or rag == closed:
+    """(closed-book with adapter − closed-book base) / (open-book base − closed-book base); None when open-book is
+    no better than closed-book (there is no gap to recover, and dividing by it would turn a loss into a "gain")."""
+    if closed is None or closed_adapter is None or rag is None or rag <= closed:
         return None
     return (closed_adapter - closed) / (rag - closed)
 

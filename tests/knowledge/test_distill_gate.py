@@ -1,53 +1,68 @@
-import math
-
 import pytest
 
-from knowledge.distill.gate import Probe, compare, decide, score
+from knowledge.distill.data import GateItem
+from knowledge.distill.gate import GroupResult, compare, confidence, decide, grade, mcnemar_p, paired
 from rag.config import DistillConfig
 
 
-def _m(closed, open_=0.0, other=0.0):
-    return {"closed": {"delta": closed}, "open": {"delta": open_}, "other": {"delta": other}}
+def test_mcnemar_exact_one_sided_p_values():
+    assert mcnemar_p(0, 0) == 1.0
+    assert mcnemar_p(5, 0) == pytest.approx(1 / 32)
+    assert mcnemar_p(4, 0) == pytest.approx(1 / 16)  # four wins out of four are not significant at 0.05
+    assert mcnemar_p(9, 1) == pytest.approx(11 / 1024)
+    assert mcnemar_p(1, 9) == pytest.approx(1 - 1 / 1024)
 
 
-def test_promotes_on_improvement_without_regression():
-    ok, reason = decide(_m(0.05, -0.005, 0.0), DistillConfig(min_improvement=0.01, max_regression=0.01))
-    assert ok and "+0.0500" in reason
+def test_paired_counts_gains_and_losses():
+    r = paired([True, False, False, True], [True, True, True, False])
+    assert (r.n, r.before, r.after, r.gained, r.lost) == (4, 0.5, 0.75, 2, 1)
 
 
-@pytest.mark.parametrize(("metrics", "word"), [
-    (_m(0.005), "min_improvement"),
-    (_m(-0.2), "min_improvement"),
-    (_m(0.2, open_=-0.05), "open regressed"),
-    (_m(0.2, other=-0.02), "other regressed"),
-    ({"closed": {"delta": None}}, "nothing to measure"),
+def _cfg(**kw):
+    return DistillConfig(**({"min_gain": 0.2, "max_regression": 0.01, "alpha": 0.05} | kw))
+
+
+def test_promotes_a_significant_gain_without_significant_regression():
+    ok, reason = decide({"heldout": GroupResult(12, 0.0, 0.75, 9, 0),
+                         "general": GroupResult(100, 0.8, 0.79, 1, 2)}, _cfg())
+    assert ok, reason
+    assert "0.000 -> 0.750" in reason and "no significant regression" in reason
+
+
+@pytest.mark.parametrize(("results", "word"), [
+    ({}, "nothing to measure"),
+    ({"heldout": GroupResult(4, 0.0, 1.0, 4, 0)}, "not significant"),  # 4/4 on a handful of items proves nothing
+    ({"heldout": GroupResult(10, 0.2, 0.5, 5, 2)}, "not significant"),
+    ({"heldout": GroupResult(40, 0.0, 0.15, 6, 0)}, "below distill.min_gain"),
+    ({"heldout": GroupResult(20, 0.0, 0.8, 16, 0), "general": GroupResult(100, 0.8, 0.6, 2, 22)}, "general fell"),
+    ({"heldout": GroupResult(20, 0.0, 0.8, 16, 0), "open": GroupResult(20, 1.0, 0.6, 0, 8)}, "open fell"),
+    ({"heldout": GroupResult(20, 0.0, 0.8, 16, 0), "retained": GroupResult(20, 0.9, 0.5, 0, 8)}, "retained fell"),
 ])
-def test_rejects_too_small_gain_or_any_regression(metrics, word):
-    ok, reason = decide(metrics, DistillConfig(min_improvement=0.01, max_regression=0.01))
+def test_refuses_small_insignificant_gains_and_significant_regressions(results, word):
+    ok, reason = decide(results, _cfg())
     assert not ok and word in reason
 
 
-def test_extra_groups_such_as_label_accuracy_gate_too():
-    metrics = _m(0.2) | {"label_accuracy": {"delta": -0.1}}
-    assert not decide(metrics, DistillConfig(max_regression=0.05))[0]
-    assert decide(metrics, DistillConfig(max_regression=0.2))[0]
+def test_an_insignificant_wobble_in_a_regression_group_does_not_refuse():
+    # two answers of 100 lost, one gained: -1 point, p = 0.5
+    ok, reason = decide({"heldout": GroupResult(20, 0.0, 0.8, 16, 0), "general": GroupResult(100, 0.8, 0.79, 1, 2)},
+                        _cfg())
+    assert ok, reason
 
 
-class _FakeGen:
-    """loglikelihood = -len(answer) nats over len(answer.split()) tokens: exactly predictable."""
+class _EchoGen:
+    """Answers each prompt with the prompt itself: an item is correct when its prompt holds its spans."""
 
-    def count_tokens(self, text):
-        return len(text.split())
-
-    def loglikelihood(self, prompt, continuation):
-        return -float(len(continuation)) * (0.5 if "good" in prompt else 1.0)
+    def generate_batch(self, prompts, max_new_tokens=0):
+        return list(prompts)
 
 
-def test_score_is_mean_per_token_probability_by_group_and_passage():
-    probes = [Probe("closed", "good", "ab cd", "p1"), Probe("closed", "x", "ab", "p1"), Probe("other", "x", "a")]
-    result = score(_FakeGen(), probes)
-    p1 = (math.exp(-5 * 0.5 / 2) + math.exp(-2.0)) / 2
-    assert result["groups"]["closed"] == pytest.approx(p1)
-    assert result["passages"] == {"p1": pytest.approx(p1)} and result["groups"]["open"] is None
-    diff = compare(score(_FakeGen(), probes[1:]), result)
-    assert diff["closed"]["delta"] == pytest.approx(p1 - math.exp(-2.0)) and diff["open"]["delta"] is None
+def test_grade_compare_and_confidence_per_passage():
+    items = [GateItem("heldout", "it is 1,340 degrees", ("1340",), "p1"), GateItem("heldout", "no idea", ("7",), "p1"),
+             GateItem("general", "Paris", ("paris",)), GateItem("heldout", "Anna Kestrel", ("Anna Kestrel",), "p2")]
+    after = grade(_EchoGen(), items)
+    assert after == [True, False, True, True]
+    before = [False, False, True, False]
+    results = compare(items, before, after)
+    assert results["heldout"].gained == 2 and results["general"].delta == 0
+    assert confidence(items, after) == {"p1": 0.5, "p2": 1.0}

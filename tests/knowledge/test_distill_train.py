@@ -53,12 +53,21 @@ def test_lora_training_raises_the_fact_likelihood_and_loads_back(generator, tmp_
 
 
 @pytest.mark.slow
-def test_kl_weight_is_refused_and_empty_data_is_refused(generator, tmp_path):
+def test_empty_data_is_refused(generator, tmp_path):
     prompter = Prompter(generator)
-    with pytest.raises(ValueError, match="kl_weight"):
-        train_lora(_examples(prompter), TINY.model_copy(update={"kl_weight": 0.5}), generator.config, tmp_path)
     with pytest.raises(ValueError, match="no training examples"):
         train_lora(_examples(prompter)[2:], TINY, generator.config, tmp_path)
+
+
+def test_batches_cover_every_row_once_per_epoch_grouping_similar_lengths():
+    import random
+
+    from knowledge.distill.train import batches
+
+    rows = [([0] * n, [0] * n) for n in [5, 300, 6, 310, 7, 320, 8, 330]]
+    out = batches(rows, 2, random.Random(0))
+    assert sorted(i for b in out for i in b) == list(range(8))
+    assert all(len({len(rows[i][0]) > 100 for i in b}) == 1 for b in out)  # short rows never padded to long ones
 
 
 def test_jsonl_round_trip_and_hash_changes_with_content(tmp_path, generator):

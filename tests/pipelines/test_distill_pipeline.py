@@ -1,11 +1,14 @@
-import hashlib
+"""Distillation rounds with real training on invented facts: a working recipe is promoted and answers closed-book;
+a destructive one is refused by the accuracy gate; a killed round leaves the active adapter working."""
+
 import json
 
 import pytest
 import torch
 
 from knowledge.distill.adapters import AdapterRegistry
-from knowledge.distill.data import GENERAL_QUESTIONS
+from knowledge.distill.data import Prompter
+from knowledge.distill.facts import is_correct
 from knowledge.kb import KnowledgeBase, release_lock
 from knowledge.log import RetrievalLog
 from pipelines.cli import main
@@ -14,13 +17,28 @@ from rag.config import Settings
 from rag.generate import HFGenerator
 from rag.types import Answer, Hit, Passage, content_hash
 
+# invented: the base model cannot know these
 TEXTS = {
     "kiln": "The Velmora kiln reaches 1280 degrees Celsius. It was built by Anna Kestrel in 1931.",
     "bridge": "The Orlen bridge is 412 metres long. It opened to traffic in 1978 after six years of work.",
     "lake": "Lake Tarvo freezes every January. Its deepest point is 67 metres below the surface.",
 }
-QUESTIONS = {"kiln": ["What temperature does the Velmora kiln reach?", "Who built the Velmora kiln?"],
-             "bridge": ["How long is the Orlen bridge?", "When did the Orlen bridge open?"]}
+QUESTIONS = {  # (phrasings a user asked, the answer's key span)
+    "kiln": [(["What temperature does the Velmora kiln reach?", "How hot does the Velmora kiln get?",
+               "What is the top temperature of the Velmora kiln?"], "1280"),
+             (["Who built the Velmora kiln?", "Who was the builder of the Velmora kiln?",
+               "By whom was the Velmora kiln built?"], "Anna Kestrel")],
+    "bridge": [(["How long is the Orlen bridge?", "What is the length of the Orlen bridge?",
+                 "How many metres long is the Orlen bridge?"], "412"),
+               (["When did the Orlen bridge open?", "In what year did the Orlen bridge open?",
+                 "What year did the Orlen bridge open to traffic?"], "1978")],
+    "lake": [(["How deep is Lake Tarvo?", "What is the deepest point of Lake Tarvo?",
+               "How many metres deep is Lake Tarvo?"], "67")],
+}
+GENERAL = [("What is the capital of France?", ("Paris",)), ("What is 2 plus 3?", ("5", "five")),
+           ("How many days are there in a week?", ("7", "seven")), ("What do bees make?", ("honey",)),
+           ("What colour is grass?", ("green",)), ("What is the capital of Italy?", ("Rome",)),
+           ("What language is spoken in Spain?", ("Spanish",)), ("What is 4 plus 4?", ("8", "eight"))]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -35,35 +53,36 @@ def _passage(name):
     return Passage(content_hash(TEXTS[name]), TEXTS[name], f"{name}.md", f"/src/{name}.md", name.title())
 
 
-def _ask(log, name, question, n):
-    hits = (Hit(_passage(name), 1.0, 1),)
-    log.record(Answer(id=f"{name}-{n}", question=question, text="x", hits=hits))
+def _ask_all(log, names):
+    for name in names:
+        for phrasings, _ in QUESTIONS[name]:
+            for n, q in enumerate(phrasings):
+                log.record(Answer(id=f"{name}-{q}-{n}", question=q, text="x", hits=(Hit(_passage(name), 1.0, 1),)))
 
 
-@pytest.fixture(scope="module")
-def kb_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("kb")
+def _kb(root, names):
     with KnowledgeBase.open(root, embedding={"model": "fake", "dimension": 4}, create=True) as kb:
         passages = [_passage(n) for n in TEXTS]
         kb.store.replace_source("/src/all.md", "h", 1, 0.0, "{}", passages, [p.text for p in passages], 3)
         kb.store.assign_vectors([(p.id, i) for i, p in enumerate(passages)])
-        log = RetrievalLog(kb.store, Settings().log)
-        for n, q in enumerate(QUESTIONS["kiln"] * 2):
-            _ask(log, "kiln", q, n)
+        _ask_all(RetrievalLog(kb.store, Settings().log), names)
     return root
 
 
 def _settings(root, **extra):
     return Settings().override({
-        "kb.path": str(root), "generation.max_new_tokens": 24, "distill.min_hits": 3, "distill.max_passages": 1,
-        "distill.restatements": 1, "distill.lora_r": 8, "distill.lora_alpha": 16, "distill.learning_rate": 2e-3,
-        "distill.max_steps": 4, "distill.epochs": 4, "distill.max_seq_len": 128, "distill.min_improvement": 0.0,
-        "distill.max_regression": 1.0, "distill.holdout_fraction": 0.5, "distill.every_n_queries": 2} | extra)
+        "kb.path": str(root), "generation.max_new_tokens": 32, "distill.min_hits": 2, "distill.every_n_queries": 2,
+        "distill.max_seq_len": 256, "distill.general_ratio": 0.1} | extra)
 
 
-def _round(root, generator, settings=None, **kw):
-    return DistillRound(settings or _settings(root), generator=generator, general=GENERAL_QUESTIONS[:2], other_passages=2,
-                        progress=False, **kw)
+def _round(root, generator, **kw):
+    settings = kw.pop("settings", None) or _settings(root)
+    return DistillRound(settings, generator=generator, general=GENERAL, progress=False, **kw)
+
+
+@pytest.fixture(scope="module")
+def kb_root(tmp_path_factory):
+    return _kb(tmp_path_factory.mktemp("kb"), ["kiln", "bridge"])
 
 
 @pytest.fixture(scope="module")
@@ -73,31 +92,48 @@ def first(kb_root, generator):
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_round_trains_gates_and_promotes_a_described_adapter(kb_root, first, capsys):
-    kiln = content_hash(TEXTS["kiln"])
-    assert first.promoted and first.passages == 1, first.reason
-    assert first.metrics["closed"]["after"] > first.metrics["closed"]["before"]
-    manifest = AdapterRegistry(kb_root).active()
-    assert manifest["id"] == first.adapter and list(manifest["passages"]) == [kiln]
-    data = (kb_root / "adapters" / first.adapter / "train.jsonl").read_bytes()
-    assert manifest["data_hash"] == hashlib.sha256(data).hexdigest()
-    rows = [json.loads(line) for line in data.decode().splitlines()]
-    assert {"context", "restatement", "replay"} <= set(manifest["data_kinds"]) == {r["kind"] for r in rows}
-    assert any(r["split"] == "holdout" for r in rows) and manifest["metrics"]["held_out"] >= 1
+def test_a_working_recipe_is_promoted_and_answers_a_fact_closed_book(kb_root, first, generator, capsys):
+    assert first.promoted, first.reason
+    gate = first.metrics["gate"]
+    assert gate["heldout"]["after"] > gate["heldout"]["before"] and gate["heldout"]["p_gain"] <= 0.05
+    registry = AdapterRegistry(kb_root)
+    manifest = registry.active()
+    assert manifest["id"] == first.adapter and manifest["promoted"] and manifest["metrics"]["gate"] == gate
+    assert set(manifest["passages"]) == {content_hash(TEXTS["kiln"]), content_hash(TEXTS["bridge"])}
+    adapted = HFGenerator(generator.config, adapter=str(registry.active_path()))
+    prompter = Prompter(adapted)
+    right = [is_correct(adapted.generate(prompter.closed(qs[-1]), max_new_tokens=24), (span,))
+             for name in ("kiln", "bridge") for qs, span in QUESTIONS[name]]
+    assert sum(right) >= 1, right  # held-out phrasings: never trained
+    base = [is_correct(generator.generate(prompter.closed(qs[-1]), max_new_tokens=24), (span,))
+            for name in ("kiln", "bridge") for qs, span in QUESTIONS[name]]
+    assert sum(right) > sum(base)
     with KnowledgeBase.open(kb_root) as kb:
         assert not is_due(kb, _settings(kb_root))  # the round reset the counter
     assert main(["--kb", str(kb_root), "adapters", "list", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
-    assert [(a["id"], a["active"], a["passages"]) for a in listed] == [(first.adapter, True, 1)]
+    assert [(a["id"], a["active"], a["passages"]) for a in listed] == [(first.adapter, True, 2)]
+    assert listed[0]["gate"]["heldout"]["n"] == gate["heldout"]["n"]
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_destructive_recipe_is_refused_by_the_gate(tmp_path, generator):
+    root = _kb(tmp_path / "kb", ["kiln", "bridge"])
+    wrecked = _settings(root, **{"distill.learning_rate": 0.1, "distill.max_steps": 12})  # 100x the default
+    report = _round(root, generator, settings=wrecked).run()
+    assert not report.promoted, report.reason
+    general = report.metrics["gate"]["general"]
+    assert general["after"] < general["before"] and general["lost"] > general["gained"]
+    registry = AdapterRegistry(root)
+    assert registry.active_path() is None and registry.list()[0]["reason"] == report.reason
 
 
 @pytest.mark.slow
 @pytest.mark.integration
 def test_a_round_killed_mid_training_leaves_the_active_adapter_working(kb_root, first, generator, capsys):
     with KnowledgeBase.open(kb_root) as kb:
-        log = RetrievalLog(kb.store, Settings().log)
-        for n, q in enumerate(QUESTIONS["bridge"] * 2):
-            _ask(log, "bridge", q, n)
+        _ask_all(RetrievalLog(kb.store, Settings().log), ["lake"])
 
     def crash(step, loss):
         if step == 1:
@@ -105,15 +141,23 @@ def test_a_round_killed_mid_training_leaves_the_active_adapter_working(kb_root, 
 
     registry = AdapterRegistry(kb_root)
     with pytest.raises(KeyboardInterrupt):
-        light = _settings(kb_root, **{"distill.synthetic_qa": False, "distill.restatements": 0, "distill.replay": False})
-        _round(kb_root, generator, light, on_step=crash).run()
+        _round(kb_root, generator, on_step=crash).run()
     assert registry.active()["id"] == first.adapter
     assert not [p for p in (kb_root / "adapters").iterdir() if p.name.startswith(".tmp-")]
-    adapted = HFGenerator(generator.config, adapter=str(registry.active_path()))
-    prompt = generator.render([{"role": "user", "content": QUESTIONS["kiln"][0]}])
-    assert adapted.loglikelihood(prompt, "1280 degrees") != generator.loglikelihood(prompt, "1280 degrees")
     assert main(["--kb", str(kb_root), "adapters", "rollback", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"active": None} and registry.active_path() is None
+
+
+def test_nothing_to_learn_when_no_question_ranked_the_passage_first(tmp_path, generator):
+    root = tmp_path / "kb"
+    with KnowledgeBase.open(root, embedding={"model": "fake", "dimension": 4}, create=True) as kb:
+        p = _passage("lake")
+        kb.store.replace_source("/src/lake.md", "h", 1, 0.0, "{}", [p], [p.text], 1)
+        log = RetrievalLog(kb.store, Settings().log)
+        for n in range(4):  # retrieved often, but only ever at rank 4: not what these questions were about
+            log.record(Answer(id=f"a{n}", question=f"bus times {n}?", text="x", hits=(Hit(p, 0.1, 4),)))
+    report = _round(root, generator).run()
+    assert not report.promoted and report.adapter is None and "ranked first" in report.reason
 
 
 def test_maybe_schedule_starts_one_background_round_only_when_due(tmp_path, monkeypatch):
@@ -126,12 +170,14 @@ def test_maybe_schedule_starts_one_background_round_only_when_due(tmp_path, monk
     root = tmp_path / "kb"
     with KnowledgeBase.open(root, embedding={"model": "fake", "dimension": 4}, create=True) as kb:
         log = RetrievalLog(kb.store, Settings().log)
-        _ask(log, "kiln", "q", 0)
-        settings = _settings(root)  # every_n_queries = 2
+        log.record(Answer(id="a0", question="q", text="x", hits=(Hit(_passage("kiln"), 1.0, 1),)))
+        settings = _settings(root, **{"distill.epochs": 3})  # every_n_queries = 2
         assert not distill.maybe_schedule(settings)
-        _ask(log, "kiln", "q", 1)
+        log.record(Answer(id="a1", question="q", text="x", hits=(Hit(_passage("kiln"), 1.0, 1),)))
         fd = distill._lock(kb.root)  # a round is running
         assert not distill.maybe_schedule(settings)
         release_lock(fd)
         assert distill.maybe_schedule(settings)
     assert len(started) == 1 and started[0][-3:] == ["distill", "--if-due", "--json"]
+    handed = started[0][started[0].index("--config") + 1]
+    assert json.loads(open(handed).read())["distill"]["epochs"] == 3  # the child gets these exact settings

@@ -1,0 +1,149 @@
+"""Short-answer facts: which spans of an answer carry the fact, whether a passage supports them, and scoring.
+
+A teacher answer like "The Velmora kiln reaches 1,340 °C [1]." carries its fact in the spans that the question does
+not already contain: numbers and capitalised names first ("1,340"), else the content words ("maroon"). A fact is
+*supported* when every such span occurs in the passage the teacher read; an answer is *correct* for a fact when it
+contains every span (normalised: case, punctuation, thousands separators). These rules are what the gate scores
+and what the router verifies, so they are strict on purpose: no span, no fact.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+_NUMBER = re.compile(r"\d[\d,.]*\d|\d")
+_NAME = re.compile(r"\b[A-Z][\w'-]*(?:\s+(?:of\s+|the\s+)?[A-Z][\w'-]*)*")
+_MARKER = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
+_WORD = re.compile(r"[a-z0-9]+")
+STOP = frozenset(
+    "a an the and or but of to in on at by for from with as is are was were be been being it its this that these "
+    "those there their they he she his her him we you your i my our what which who whom whose when where why how "
+    "does do did has have had not no yes can could would should will may might also than then so such very about "
+    "into over after before under between during each every some any more most other only own same just both few "
+    "according passage passages text knowledge base answer question says said".split())
+GENERIC_NAMES = frozenset({"The", "A", "An", "It", "This", "That", "In", "On", "According", "Yes", "No", "I"})
+
+
+def normalise(text: str) -> str:
+    """Lower case, NFKC, thousands separators dropped, punctuation to spaces, single spaces."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = re.sub(r"(?<=\d)[,\u202f\u00a0](?=\d{3}\b)", "", text)
+    return " ".join(re.sub(r"[^\w\s]", " ", text).split())
+
+
+def _contains(haystack: str, needle: str) -> bool:
+    return f" {normalise(needle)} " in f" {normalise(haystack)} "
+
+
+def strip_markers(text: str) -> str:
+    """The answer without ``[n]`` citation markers and without a trailing unfinished sentence."""
+    text = _MARKER.sub("", text).strip()
+    return text
+
+
+def content_words(text: str) -> list[str]:
+    """Distinct content words of ``text`` in order (3+ letters or digits, not stop words)."""
+    seen: list[str] = []
+    for w in _WORD.findall(normalise(text)):
+        if w not in STOP and (len(w) > 2 or w.isdigit()) and w not in seen:
+            seen.append(w)
+    return seen
+
+
+def key_spans(answer: str, question: str) -> tuple[str, ...]:
+    """Spans of ``answer`` that carry its fact: numbers and names absent from ``question``, else content words.
+
+    Example:
+        >>> key_spans("The Velmora kiln reaches 1,340 °C [1].", "What temperature does the Velmora kiln reach?")
+        ('1,340',)
+    """
+    answer = strip_markers(answer)
+    spans = [n for n in _NUMBER.findall(answer) if not _contains(question, n)]
+    for name in _NAME.findall(answer):
+        words = [w for w in name.split() if w not in GENERIC_NAMES]
+        name = " ".join(words)
+        if len(name) > 1 and not _contains(question, name) and not any(_contains(s, name) for s in spans):
+            spans.append(name)
+    if spans:
+        return tuple(dict.fromkeys(spans))
+    q_words = set(content_words(question))
+    return tuple(w for w in content_words(answer) if w not in q_words)[:3]
+
+
+_NUMERIC_Q = re.compile(r"^\s*(how (many|much|long|high|deep|far|old|heavy|tall)|when|(in )?what year|which year)\b",
+                        re.IGNORECASE)
+_NAME_Q = re.compile(r"^\s*(who|whom|whose)\b", re.IGNORECASE)
+
+
+def answers_the_type(spans: Sequence[str], question: str) -> bool:
+    """A "how many/when" question needs a number among the spans, a "who" question a name; others anything.
+
+    Example:
+        >>> answers_the_type(("created", "machine"), "Who invented the Rekul LOBR-24?")
+        False
+    """
+    if _NUMERIC_Q.search(question):
+        return any(_NUMBER.search(s) for s in spans)
+    if _NAME_Q.search(question):
+        return any(s[:1].isupper() for s in spans)
+    return bool(spans)
+
+
+_PREAMBLE = re.compile(r"^\s*(?:the answer is:?|(?:the |this )?(?:passage|text|document|knowledge base)s?(?: \[\d+\])? "
+                       r"(?:mentions|says|states|notes|explains|tells us)(?: that)?|according to (?:the )?(?:passage|text|"
+                       r"document|knowledge base)s?(?: \[\d+\])?,?)\s*", re.IGNORECASE)
+
+
+def clean_answer(text: str) -> str:
+    """The first sentence without markers or "The passage mentions that" (a closed-book answer cites nothing)."""
+    text = _PREAMBLE.sub("", first_sentence(text))
+    return text[:1].upper() + text[1:]
+
+
+def supported(spans: Sequence[str], passage: str) -> bool:
+    """True when there is at least one span and the passage contains every one of them."""
+    return bool(spans) and all(_contains(passage, s) for s in spans)
+
+
+def is_correct(prediction: str, spans: Sequence[str]) -> bool:
+    """True when the prediction contains every key span of the reference (normalised containment)."""
+    return bool(spans) and all(_contains(prediction, s) for s in spans)
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of an answer (the teacher's target stops where its fact is stated)."""
+    text = strip_markers(text)
+    match = re.search(r"(?<!\d)[.!?](?=\s|$)", text)
+    return text[: match.end()].strip() if match else text.strip()
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A fact the teacher stated from one passage: the questions that asked it, the answer and its key spans."""
+
+    passage_id: str
+    questions: tuple[str, ...]
+    answer: str
+    spans: tuple[str, ...]
+    sentence: str  # the passage sentence that states it ("" when none holds every span)
+
+
+# Rule-based rephrasings: the bundled 135M model writes poor paraphrases, so variety comes from wrappers that keep
+# the user's own wording (the two families never overlap: one trains, the other probes held-out phrasings).
+TRAIN_WRAPPERS = ("{q}", "Question: {q}", "Tell me, {l}")
+PROBE_WRAPPERS = ("Quick question - {l}", "I'd like to know: {l}")
+
+
+def rephrase(question: str, wrappers: Sequence[str]) -> list[str]:
+    """``question`` inside each wrapper (``{q}`` as asked, ``{l}`` with a lower-cased first letter)."""
+    q = question.strip()
+    lower = q[:1].lower() + q[1:] if q[:2] != q[:2].upper() else q
+    return list(dict.fromkeys(w.format(q=q, l=lower) for w in wrappers))
+
+
+def sentence_with(spans: Sequence[str], sentences: Sequence[str]) -> str:
+    """The first sentence containing every span, or ''."""
+    return next((s for s in sentences if supported(spans, s)), "")
