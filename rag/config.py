@@ -6,6 +6,7 @@ Every setting has a default, so an empty file (or none) is a valid configuration
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -76,9 +77,9 @@ class RetrievalConfig(_Section):
     bm25_stemmer: str = Field("english", description="PyStemmer language, or '' for none")
     bm25_k1: float = 1.5
     bm25_b: float = 0.75
-
     source_weights: dict[str, float] = Field(
         default_factory=dict, description="source path glob -> multiplier of the fused score of its hits")
+
 
 class PromptConfig(_Section):
     system: str = (
@@ -116,6 +117,17 @@ class GenerationConfig(_Section):
     allow_downloads: bool = False
     cache_dir: str = "~/.cache/rag-knowledge"
     mode: Literal["rag", "auto", "closed"] = "rag"
+    backend: Literal["transformers", "llamacpp", "openai"] = Field(
+        "transformers", description="who generates: transformers (reference), llama.cpp in process, an OpenAI server")
+    gguf_type: Literal["source", "Q4_1", "Q8_0", "F16", "BF16", "F32"] = Field(
+        "Q8_0", description="llamacpp: the GGUF re-typed once with llama.cpp's quantizer; 'source' = as shipped")
+    threads: int = Field(0, ge=0, description="llamacpp: CPU threads; 0 = one per core")
+    n_batch: int = Field(512, gt=0, description="llamacpp: prompt tokens per prefill batch")
+    base_url: str = Field("http://127.0.0.1:8080/v1", description="openai: the server's /v1 URL")
+    api_model: str = Field("", description="openai: model name sent to the server; '' = generation.model")
+    api_key_env: str = Field("OPENAI_API_KEY", description="openai: environment variable holding the API key")
+    api_adapters: bool = Field(False, description="openai: send the active adapter's id as the model (vLLM LoRA)")
+    request_timeout: float = Field(120.0, gt=0, description="openai: seconds to wait for the server")
 
 
 class LogConfig(_Section):
@@ -129,39 +141,24 @@ class DistillConfig(_Section):
     max_passages: int = Field(64, gt=0)
     every_n_queries: int = Field(200, gt=0)
     schedule_in_background: bool = False
-    backend: Literal["transformers", "llamacpp", "openai"] = Field(
-        "transformers", description="who generates: transformers (reference), llama.cpp in process, an OpenAI server")
-    gguf_type: Literal["source", "Q4_1", "Q8_0", "F16", "BF16", "F32"] = Field(
-        "Q8_0", description="llamacpp: the GGUF re-typed once with llama.cpp's quantizer; 'source' = as shipped")
-    threads: int = Field(0, ge=0, description="llamacpp: CPU threads; 0 = one per core")
-    n_batch: int = Field(512, gt=0, description="llamacpp: prompt tokens per prefill batch")
-    base_url: str = Field("http://127.0.0.1:8080/v1", description="openai: the server's /v1 URL")
-    api_model: str = Field("", description="openai: model name sent to the server; '' = generation.model")
-    api_key_env: str = Field("OPENAI_API_KEY", description="openai: environment variable holding the API key")
-    api_adapters: bool = Field(False, description="openai: send the active adapter's id as the model (vLLM LoRA)")
-    request_timeout: float = Field(120.0, gt=0, description="openai: seconds to wait for the server")
     cited_weight: float = Field(2.0, ge=0)
     bad_feedback_weight: float = Field(0.25, ge=0)
-    context_distillation: bool = True
-    synthetic_qa: bool = True
-    restatements: int = Field(3, ge=0)
     replay: bool = True
+    general_ratio: float = Field(0.15, ge=0, le=1)
     corrections: bool = True
-    kl_weight: float = Field(0.0, ge=0)
     lora_r: int = Field(16, gt=0)
     lora_alpha: int = Field(32, gt=0)
-    lora_dropout: float = Field(0.05, ge=0, lt=1)
-    learning_rate: float = Field(2e-4, gt=0)
-    epochs: int = Field(3, gt=0)
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    epochs: int = Field(6, gt=0)
     max_steps: int = Field(0, ge=0, description="0 = no cap")
-    batch_size: int = Field(4, gt=0)
-    max_seq_len: int = Field(256, gt=16)
+    batch_size: int = Field(8, gt=0)
+    max_seq_len: int = Field(384, gt=16)
     seed: int = 0
-    continue_active: bool = False
-    max_regression: float = Field(0.01, ge=0)
-    min_improvement: float = Field(0.0, ge=0)
-    holdout_fraction: float = Field(0.25, gt=0, lt=1)
-    auto_confidence: float = Field(0.9, gt=0, le=1)
+    min_gain: float = Field(0.2, ge=0, le=1)
+    max_regression: float = Field(0.01, ge=0, le=1)
+    alpha: float = Field(0.05, gt=0, lt=1)
+    auto_confidence: float = Field(0.6, gt=0, le=1)
 
 
 class EvalConfig(_Section):
@@ -229,7 +226,9 @@ def load_settings(path: str | Path | None = None) -> Settings:
     if not file.is_file():
         raise ConfigError(f"config file not found: {file}")
     try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+        text = file.read_text(encoding="utf-8")
+        # JSON: the exact settings a process hands to a child it starts (e.g. a background distillation round)
+        data = json.loads(text) if file.suffix == ".json" else tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: not valid {'JSON' if file.suffix == '.json' else 'TOML'}: {exc}") from None
     return _validate(data, str(file))
