@@ -102,3 +102,23 @@ def test_a_long_lived_reader_picks_up_what_a_writer_saved(tmp_path):
         assert len(reader.vectors) == 2 and reader.bm25.search("beta", 1)[0][0] == new[0].id
     finally:
         reader.close()
+
+
+def test_a_reader_sees_bm25_in_step_with_the_vectors_after_a_kill(tmp_path):
+    with KnowledgeBase.open(tmp_path / "kb", EMB, write=True, create=True) as kb:
+        _fill(kb, ["alpha one."])
+        # a killed ingest: vectors checkpointed and recorded in SQLite, BM25 never synced
+        ps = _passages(["beta two."], "/src/b.txt")
+        kb.store.replace_source("/src/b.txt", "h", 1, 1.0, "s", ps, [p.text for p in ps], 1)
+        ids = kb.store.next_vector_ids(1)
+        kb.vectors.add(np.array(ids), np.eye(4, dtype=np.float32)[1:2])
+        kb.vectors.save()
+        kb.store.assign_vectors([(ps[0].id, ids[0])])
+    with KnowledgeBase.open(tmp_path / "kb", EMB) as reader:
+        assert reader.bm25.search("beta", 1)[0][0] == ps[0].id  # rebuilt in memory, nothing written
+    with KnowledgeBase.open(tmp_path / "kb", EMB, write=True) as kb:
+        assert kb.repair()["bm25_rebuilt"] == 0  # the write-open already saved the rebuilt index
+    from knowledge.sparse import BM25Index
+    from rag.config import RetrievalConfig
+
+    assert ps[0].id in BM25Index(tmp_path / "kb" / "bm25", RetrievalConfig()).ids()
