@@ -281,8 +281,9 @@ def open_bm25(root: Path, config: RetrievalConfig, store: PassageStore):  # noqa
         return BM25Index(folder, config, texts_for=store.live_texts)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         name = getattr(exc, "filename", None) or folder / "CURRENT"
-        raise KnowledgeBaseError(f"{name}: BM25 index is damaged ({type(exc).__name__}: "
-                                 f"{str(exc).splitlines()[0][:120] if str(exc) else ''}); {repair_hint(root)}") from None
+        reason = str(exc).splitlines()[0][:120] if str(exc) else ""
+        raise KnowledgeBaseError(f"{name}: BM25 index is damaged ({type(exc).__name__}: {reason}); "
+                                 f"{repair_hint(root)}") from None
 
 
 def _check_manifest(root: Path, manifest: dict[str, Any], embedding: dict[str, Any] | None) -> None:

@@ -168,7 +168,9 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
 def _files_under(root: Path, walk: _Walk) -> Iterator[Path]:
     """Files below ``root``, without hidden or excluded entries; each real folder is visited once."""
     visited: set[str] = set()
-    on_error = lambda e: walk.failed.append((display_path(e.filename), f"cannot read folder: {e.strerror}"))  # noqa: E731
+    def on_error(exc: OSError) -> None:
+        walk.failed.append((display_path(exc.filename), f"cannot read folder: {exc.strerror}"))
+
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=on_error):
         real = os.path.realpath(dirpath)
         if real in visited:  # a symlink loop, or a second link to the same folder
