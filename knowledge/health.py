@@ -58,6 +58,7 @@ def check(root: Path, settings: Settings) -> CheckReport:
     if not (root / MANIFEST).exists() and not (root / DATABASE).exists():
         report.problems.append(f"{root}: no knowledge base here (no {MANIFEST}, no {DATABASE})")
         return report
+    _note_writer(root, report)
     dimension = _check_manifest(root, report)
     store = _attempt(report, lambda: open_store(root))
     if store is None:
@@ -69,6 +70,14 @@ def check(root: Path, settings: Settings) -> CheckReport:
         store.close()
     _check_adapters(root, report)
     return report
+
+
+def _note_writer(root: Path, report: CheckReport) -> None:
+    """A running writer (ingest, remove) may be between steps: say so, since its counts can differ for a moment."""
+    try:
+        release_lock(_take_lock(root))
+    except KnowledgeBaseError:
+        report.notes.append("another process is writing this knowledge base: counts may differ until it ends")
 
 
 def _attempt(report: CheckReport, call):  # noqa: ANN001, ANN202

@@ -122,3 +122,16 @@ def test_a_reader_sees_bm25_in_step_with_the_vectors_after_a_kill(tmp_path):
     from rag.config import RetrievalConfig
 
     assert ps[0].id in BM25Index(tmp_path / "kb" / "bm25", RetrievalConfig()).ids()
+
+
+def test_check_notes_a_running_writer_and_finds_lost_vectors(tmp_path):
+    from knowledge.health import check
+    from rag.config import Settings
+
+    with KnowledgeBase.open(tmp_path / "kb", EMB, write=True, create=True) as kb:
+        ps = _fill(kb, ["alpha one.", "beta two."])
+        assert check(tmp_path / "kb", Settings()).notes[0].startswith("another process is writing")
+        kb.vectors.remove(np.array([kb.store.vector_ids_for([ps[0].id])[ps[0].id]]))
+        kb.vectors.save()
+    report = check(tmp_path / "kb", Settings())
+    assert not report.ok and "1 passages without a vector" in report.problems[0] and report.notes == []
