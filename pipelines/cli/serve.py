@@ -13,7 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", help="bind address (default serve.host = 127.0.0.1)")
     p.add_argument("--port", type=int, help="TCP port (default serve.port; 0 = any free port)")
     p.add_argument("--api-key", help="require this key on write endpoints (default serve.api_key or $RAG_API_KEY)")
-    p.add_argument("--ingest-root", action="append", default=[], help="a server folder POST /v1/ingest may read (repeatable)")
+    p.add_argument("--ingest-root", action="append", default=[],
+                   help="a server folder POST /v1/ingest may read (repeatable)")
     p.add_argument("--no-preload", action="store_true", help="load the models on the first ask, not at startup")
     p.set_defaults(func=_serve)
 

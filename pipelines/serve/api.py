@@ -163,7 +163,9 @@ async def chat_completions(body: ChatRequest, request: Request) -> Any:
     model = body.model or state.settings.generation.model
 
     def start() -> Any:  # a follow-up is condensed with its history first, so only a first turn streams tokens
-        return state.qa.ask_stream(message, k=body.k) if not history else _Done(state.qa.chat(message, history, k=body.k))
+        if history:
+            return _Done(state.qa.chat(message, history, k=body.k))
+        return state.qa.ask_stream(message, k=body.k)
 
     if not body.stream:
         answer = await run_in_threadpool(_locked, state, lambda: _drain(start()))

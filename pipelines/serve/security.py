@@ -20,7 +20,7 @@ def api_key(config: ServeConfig) -> str:
 
 
 def require_key(request: Request) -> None:
-    """FastAPI dependency of every write endpoint: ``Authorization: Bearer KEY`` (or ``X-API-Key``) when a key is set."""
+    """Dependency of every write endpoint: ``Authorization: Bearer KEY`` (or ``X-API-Key``) when a key is set."""
     key = request.app.state.server.key
     if not key:
         return

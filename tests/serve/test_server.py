@@ -88,7 +88,8 @@ def test_write_endpoints_refuse_without_the_key(client, server, auth):
 
 def test_feedback_is_stored_for_a_real_answer_and_refused_for_an_unknown_one(client, auth):
     answer_id = client.post("/v1/ask", json={"question": KILN}).json()["id"]
-    ok = client.post("/v1/feedback", json={"answer_id": answer_id, "good": False, "correction": "1,340 °C"}, headers=auth)
+    body = {"answer_id": answer_id, "good": False, "correction": "1,340 °C"}
+    ok = client.post("/v1/feedback", json=body, headers=auth)
     assert ok.status_code == 200 and ok.json()["stored"]
     assert client.post("/v1/feedback", json={"answer_id": "nope", "good": True}, headers=auth).status_code == 404
 
