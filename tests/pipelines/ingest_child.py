@@ -16,10 +16,13 @@ import json
 import sys
 from collections.abc import Sequence
 
-import numpy as np
+# the hashing embedder needs no torch; without this, spaCy's thinc imports it and doubles the start-up time
+sys.modules.setdefault("torch", None)  # type: ignore[arg-type]
 
-from pipelines.ingest import IngestPipeline
-from rag.config import Settings
+import numpy as np  # noqa: E402
+
+from pipelines.ingest import IngestPipeline  # noqa: E402
+from rag.config import Settings  # noqa: E402
 
 
 class HashEmbedder:
