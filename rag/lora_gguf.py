@@ -14,6 +14,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,17 +30,62 @@ def gguf_adapter_path(adapter_dir: str | Path) -> Path:
     return Path(adapter_dir) / GGUF_NAME
 
 
-def _base_info(base_gguf: Path) -> dict[str, int | str]:
-    import gguf
+_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 
-    reader = gguf.GGUFReader(str(base_gguf))
-    arch = reader.fields["general.architecture"].contents()
+
+def _read_value(f: Any, vtype: int) -> Any:  # noqa: ANN401 - any GGUF metadata value
+    import struct
+
+    if vtype == 8:  # string
+        (n,) = struct.unpack("<Q", f.read(8))
+        return f.read(n).decode("utf-8", errors="replace")
+    if vtype == 9:  # array: skipped value by value (only scalars and strings are needed here)
+        item, count = struct.unpack("<IQ", f.read(12))
+        for _ in range(count):
+            _read_value(f, item)
+        return None
+    fmt = _SCALARS[vtype]
+    return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
+
+
+def _metadata(base_gguf: Path, wanted: set[str]) -> dict[str, Any]:
+    """The ``wanted`` metadata keys of a GGUF file, reading its header only until they are all found.
+
+    ``gguf.GGUFReader`` parses every field, the 49k-token vocabulary included, in Python: minutes on a busy CPU
+    for three integers.
+    """
+    import struct
+
+    found: dict[str, Any] = {}
+    with open(base_gguf, "rb") as f:
+        magic, _version, _tensors, n_kv = struct.unpack("<4sIQQ", f.read(24))
+        if magic != b"GGUF":
+            raise ModelLoadError(f"{base_gguf}: not a GGUF file")
+        for _ in range(n_kv):
+            (n,) = struct.unpack("<Q", f.read(8))
+            key = f.read(n).decode("utf-8", errors="replace")
+            (vtype,) = struct.unpack("<I", f.read(4))
+            value = _read_value(f, vtype)
+            if key in wanted or key == "general.architecture":
+                found[key] = value
+                if key == "general.architecture":
+                    wanted = {w.replace("{arch}", str(value)) for w in wanted}
+            if wanted <= set(found):
+                break
+    return found
+
+
+def _base_info(base_gguf: Path) -> dict[str, int | str]:
+    keys = ("block_count", "attention.head_count", "attention.head_count_kv")
+    meta = _metadata(base_gguf, {"general.architecture", *(f"{{arch}}.{k}" for k in keys)})
+    arch = meta.get("general.architecture")
+    if not arch:
+        raise ModelLoadError(f"{base_gguf}: no 'general.architecture' in its metadata; cannot map a LoRA onto it")
     info: dict[str, int | str] = {"arch": arch}
-    for key in ("block_count", "attention.head_count", "attention.head_count_kv"):
-        field = reader.fields.get(f"{arch}.{key}")
-        if field is None:
+    for key in keys:
+        if meta.get(f"{arch}.{key}") is None:
             raise ModelLoadError(f"{base_gguf}: no '{arch}.{key}' in its metadata; cannot map a LoRA onto it")
-        info[key] = int(field.contents())
+        info[key] = int(meta[f"{arch}.{key}"])
     return info
 
 
