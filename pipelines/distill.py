@@ -20,7 +20,7 @@ from knowledge.distill.adapters import AdapterRegistry, new_adapter_id
 from knowledge.files import write_json_atomic
 from knowledge.distill.data import (GateItem, Prompter, build_dataset, gate_items, general_set, read_jsonl, teach,
                                     write_jsonl)
-from knowledge.distill.facts import Fact
+from knowledge.distill.facts import Fact, is_correct
 from knowledge.distill.select import select_hot
 from knowledge.distill.train import train_lora
 from knowledge.kb import KnowledgeBase, release_lock, take_lock
@@ -130,14 +130,18 @@ class DistillRound:
                         chosen: list[Passage], facts: list[Fact], adapter_id: str, tmp: Path) -> DistillReport:
         cfg, gen_cfg = self.config, self.settings.generation
         parent = registry.active_path()
-        examples = build_dataset(prompter, chosen, facts, cfg, previous=parent, corrections=log.corrections(),
-                                 general=self.general)
-        data_hash = write_jsonl(examples, tmp / "train.jsonl")
         items = self._gate_items(prompter, chosen, facts, parent)
         write_jsonl([i for i in items if i.group in ("heldout", "retained")], tmp / "gate.jsonl")
-        trained = train_lora(examples, cfg, gen_cfg, tmp, on_step=self.on_step, progress=self.progress)
         current = HFGenerator(gen_cfg, adapter=str(parent)) if parent else self._teacher()
-        before = gate.grade(current, items)
+        answers = gate.answer_all(current, items)  # "before", answered once
+        before = [is_correct(a, it.spans) for a, it in zip(answers, items, strict=True)]
+        # with no parent the current model is the base: its general answers are the replay anchors too
+        known = None if parent else {it.question: a for it, a in zip(items, answers, strict=True)
+                                     if it.group == "general"}
+        examples = build_dataset(prompter, chosen, facts, cfg, previous=parent, corrections=log.corrections(),
+                                 general=self.general, general_answers=known)
+        data_hash = write_jsonl(examples, tmp / "train.jsonl")
+        trained = train_lora(examples, cfg, gen_cfg, tmp, on_step=self.on_step, progress=self.progress)
         after = gate.grade(HFGenerator(gen_cfg, adapter=str(tmp)), items)
         results = gate.compare(items, before, after)
         promote, reason = gate.decide(results, cfg)
@@ -157,7 +161,7 @@ class DistillRound:
                     parent: Path | None) -> list[GateItem]:
         """This round's held-out and open-book items, the general set, and the active adapter's held-out items."""
         items = gate_items(prompter, facts, {p.id: p for p in chosen})
-        items += [GateItem("general", prompter.closed(q), answers) for q, answers in self.general]
+        items += [GateItem("general", prompter.closed(q), answers, None, q) for q, answers in self.general]
         if parent is not None and self.config.replay and (parent / "gate.jsonl").is_file():
             items += [GateItem("retained", i.prompt, i.spans, i.passage_id, i.question)
                       for i in read_jsonl(parent / "gate.jsonl", GateItem)]

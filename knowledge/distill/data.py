@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from knowledge.distill.facts import (PROBE_WRAPPERS, TRAIN_WRAPPERS, Fact, answers_the_type, clean_answer, first_sentence,
-                                     is_correct, key_spans, rephrase, sentence_with, supported)
+from knowledge.distill.facts import (PROBE_WRAPPERS, TRAIN_WRAPPERS, Fact, answers_the_type, clean_answer, is_correct,
+                                     key_spans, rephrase, sentence_with, supported)
 from knowledge.preprocess import blank_nlp
 from rag.config import DistillConfig, PromptConfig
 from rag.prompt import PromptBuilder
@@ -158,14 +158,17 @@ def general_set(path: Path = GENERAL_FILE) -> list[tuple[str, tuple[str, ...]]]:
     return [(r["question"], tuple(r["answers"])) for r in rows]
 
 
-def general_examples(prompter: Prompter, general: Sequence[tuple[str, tuple[str, ...]]]) -> list[Example]:
+def general_examples(prompter: Prompter, general: Sequence[tuple[str, tuple[str, ...]]],
+                     answers: Mapping[str, str] | None = None) -> list[Example]:
     """General questions the base model answers *correctly*, with its own answers: anchors that keep what it knew
-    (a wrong answer is never replayed: it would teach "12 + 7 = 8")."""
+    (a wrong answer is never replayed: it would teach "12 + 7 = 8"). ``answers`` are the base model's, when known."""
     prompts = [prompter.closed(q) for q, _ in general]
-    answers = prompter.generator.generate_batch(prompts, max_new_tokens=TEACHER_TOKENS) if prompts else []
-    return [Example("general", p, clean_answer(a), None, q)
-            for p, (q, gold), a in zip(prompts, general, answers, strict=True)
-            if any(is_correct(clean_answer(a), (g,)) for g in gold)]
+    if answers is None:
+        raw = prompter.generator.generate_batch(prompts, max_new_tokens=TEACHER_TOKENS) if prompts else []
+        answers = {q: a for (q, _), a in zip(general, raw, strict=True)}
+    return [Example("general", p, clean_answer(answers[q]), None, q)
+            for p, (q, gold) in zip(prompts, general, strict=True)
+            if any(is_correct(clean_answer(answers[q]), (g,)) for g in gold)]
 
 
 def replay_examples(previous: Path | None) -> list[Example]:
@@ -183,7 +186,8 @@ def correction_examples(prompter: Prompter, corrections: Iterable[tuple[str, str
 
 def build_dataset(
     prompter: Prompter, passages: Sequence[Passage], facts: Sequence[Fact], config: DistillConfig, *,
-    previous: Path | None = None, corrections: Iterable[tuple[str, str, str]] = (), general: Sequence[str] = (),
+    previous: Path | None = None, corrections: Iterable[tuple[str, str, str]] = (),
+    general: Sequence[tuple[str, tuple[str, ...]]] = (), general_answers: Mapping[str, str] | None = None,
 ) -> list[Example]:
     """Every example of a round, shuffled with ``config.seed``: facts, replay, general anchors, corrections."""
     by_id = {p.id: p for p in passages}
@@ -191,7 +195,7 @@ def build_dataset(
     if config.replay:
         examples += replay_examples(previous)
         n_general = max(1, round(config.general_ratio * len(examples)))
-        examples += general_examples(prompter, general)[:n_general]
+        examples += general_examples(prompter, general, general_answers)[:n_general]
     if config.corrections:
         examples += correction_examples(prompter, corrections)
     random.Random(config.seed).shuffle(examples)

@@ -63,7 +63,7 @@ def key_spans(answer: str, question: str) -> tuple[str, ...]:
     answer = strip_markers(answer)
     spans = [n for n in _NUMBER.findall(answer) if not _contains(question, n)]
     for name in _NAME.findall(answer):
-        words = [w for w in name.split() if w not in GENERIC_NAMES]
+        words = [w for w in name.split() if w not in GENERIC_NAMES and w.lower() not in STOP]
         name = " ".join(words)
         if len(name) > 1 and not _contains(question, name) and not any(_contains(s, name) for s in spans):
             spans.append(name)

@@ -1,0 +1,70 @@
+"""Training data and gate items from logged questions, with a teacher whose answers are exactly predictable."""
+
+from knowledge.distill.data import Prompter, build_dataset, fact_examples, gate_items, held_out, teach
+from rag.config import DistillConfig
+from rag.types import Passage, content_hash
+
+TEXT = ("Zolshigar is a village. Zolshigar was built on the banks of the River Votordra. "
+        "About 265 people live in Zolshigar. The mayor of Zolshigar is Lenqui Nenseltor.")
+PASSAGE = Passage(content_hash(TEXT), TEXT, "z.md", "/src/z.md", "Zolshigar")
+ANSWERS = {  # question -> what the teacher says with the passage in its prompt
+    "Which river flows through Zolshigar?": "The passage mentions that the River Votordra flows through it [1].",
+    "What river runs through Zolshigar?": "Votordra runs through Zolshigar.",
+    "How many people live in Zolshigar?": "About 265 people live there.",
+    "Who is the mayor of Zolshigar?": "Zolshigar is a village.",  # no name: does not answer a "who" question
+    "How many residents does Zolshigar have?": "It has 9,000 residents.",  # not in the passage
+}
+
+
+class Teacher:
+    context_window = 4096
+
+    def render(self, messages):
+        return "\n".join(f"<{m['role']}>{m['content']}" for m in messages) + "\n<assistant>"
+
+    def count_tokens(self, text):
+        return len(text.split())
+
+    def generate_batch(self, prompts, **kw):
+        return [next(a for q, a in ANSWERS.items() if p.rstrip().endswith(f"{q}\n<assistant>")) for p in prompts]
+
+
+def _facts():
+    prompter = Prompter(Teacher(), max_new_tokens=32)
+    return prompter, teach(prompter, [PASSAGE], {PASSAGE.id: list(ANSWERS)})
+
+
+def test_teacher_answers_are_kept_only_when_the_passage_supports_them_and_fit_the_question():
+    _, facts = _facts()
+    by_span = {f.spans: f for f in facts}
+    assert set(by_span) == {("Votordra",), ("265",)}  # the mayor and 9,000-residents answers are dropped
+    river = by_span[("Votordra",)]
+    assert river.questions == ("Which river flows through Zolshigar?", "What river runs through Zolshigar?")
+    assert river.answer == "Votordra runs through Zolshigar."  # the shorter span; passage talk stripped anyway
+    assert river.sentence == "Zolshigar was built on the banks of the River Votordra."
+    assert held_out(river) == "What river runs through Zolshigar?" and held_out(by_span[("265",)]) is None
+
+
+def test_the_held_out_phrasing_is_never_trained_and_is_what_the_gate_asks():
+    prompter, facts = _facts()
+    river = next(f for f in facts if f.spans == ("Votordra",))
+    examples = fact_examples(prompter, river, PASSAGE)
+    assert not any("What river runs" in e.prompt for e in examples)
+    assert {e.kind for e in examples} == {"question", "statement", "open"}
+    assert any(e.answer == "Votordra." and "Complete the sentence" in e.prompt for e in examples)
+    items = gate_items(prompter, facts, {PASSAGE.id: PASSAGE})
+    held = [i for i in items if i.group == "heldout" and i.spans == ("Votordra",)]
+    assert held[0].question == "What river runs through Zolshigar?"
+    assert {i.group for i in items} == {"heldout", "open"} and all(i.spans for i in items)
+    trained = {e.prompt for e in examples}
+    assert not trained & {i.prompt for i in held}
+
+
+def test_general_anchors_replay_only_what_the_base_model_got_right():
+    prompter, facts = _facts()
+    general = [("What is the capital of France?", ("Paris",)), ("What is 12 plus 7?", ("19", "nineteen"))]
+    answers = {"What is the capital of France?": "Paris.", "What is 12 plus 7?": "12 + 7 = 8."}
+    examples = build_dataset(prompter, [PASSAGE], facts, DistillConfig(general_ratio=1.0), general=general,
+                             general_answers=answers)
+    anchors = [e for e in examples if e.kind == "general"]
+    assert [(e.question, e.answer) for e in anchors] == [("What is the capital of France?", "Paris.")]
