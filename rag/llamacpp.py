@@ -112,11 +112,13 @@ class LlamaCppGenerator:
         cfg = self.config
         path = retyped_gguf(self.source_gguf, cfg.gguf_type, cfg.cache_dir, cfg.threads)
         lora = str(gguf_lora(self.adapter_path, self.source_gguf)) if self.adapter_path else None
-        threads = cfg.threads or os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+        # decoding one token is memory-bound: extra threads mostly wait at barriers; prefill uses every core
+        threads, batch_threads = (cfg.threads, cfg.threads) if cfg.threads else (max(cores // 2, 1), cores)
         try:
             return llama_cpp.Llama(
                 model_path=str(path), n_ctx=cfg.context_window or MAX_CONTEXT, n_batch=cfg.n_batch,
-                n_ubatch=cfg.n_batch, n_threads=threads, n_threads_batch=threads, seed=cfg.seed,
+                n_ubatch=cfg.n_batch, n_threads=threads, n_threads_batch=batch_threads, seed=cfg.seed,
                 lora_path=lora, verbose=False)
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"llama.cpp cannot load {path} (adapter {lora}): {exc}") from exc

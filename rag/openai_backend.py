@@ -100,6 +100,8 @@ class OpenAIGenerator:
             "max_tokens": int(overrides.get("max_new_tokens", self.config.max_new_tokens)),
             "temperature": float(overrides.get("temperature", self.config.temperature)),
             "top_p": float(overrides.get("top_p", self.config.top_p)),
+            # no repetition penalty, like the in-process backends (llama.cpp's server defaults to 1.1; vLLM's name)
+            "repeat_penalty": 1.0, "repetition_penalty": 1.0,
         }
         if overrides.get("stop"):
             body["stop"] = list(overrides["stop"])
