@@ -5,7 +5,7 @@ text in one piece for ``auto``, so nobody reads an unsupported sentence that is 
 turns the text into citations and verdicts.
 
 Example:
-    >>> attempt = Attempt(AnswerConfig(), grounder, generator, prompt, "What does the kiln reach?")  # doctest: +SKIP
+    >>> attempt = Attempt(AnswerConfig(style="auto"), grounder, generator, prompt, "What does the kiln reach?")  # doctest: +SKIP
     >>> text = "".join(attempt.pieces())  # doctest: +SKIP
     >>> attempt.finish(text).supported  # doctest: +SKIP
     True
