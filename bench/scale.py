@@ -146,7 +146,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vectors", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--hnsw-max", type=int, default=10_000)
-    parser.add_argument("--docs", type=int, nargs="+", default=[25, 100, 400])
+    parser.add_argument("--docs", type=int, nargs="*", default=[25, 100, 400], help="none: skip the ingest curve")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "scale.json")
     args = parser.parse_args()
     # one OpenMP thread: on a shared, oversubscribed CPU FAISS's spinning threads made k-means 6x slower, not faster

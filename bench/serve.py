@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -81,6 +82,7 @@ def main() -> None:
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--min-requests", type=int, default=4, help="requests per level: max(this, clients)")
+    parser.add_argument("--kb", type=Path, help="an existing KB of knowledge/sample to copy instead of ingesting")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "serve.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
@@ -88,23 +90,32 @@ def main() -> None:
         config = tmp / "config.toml"
         config.write_text(f"[generation]\nmax_new_tokens = {args.max_new_tokens}\n", encoding="utf-8")
         sample = str(ROOT / "knowledge" / "sample")
-        subprocess.run([*RAG, "--config", str(config), "--kb", str(tmp / "kb"), "ingest", sample, "--json"],
-                       cwd=ROOT, env=ENV, check=True, capture_output=True)
+        if args.kb:
+            shutil.copytree(args.kb, tmp / "kb")
+        else:
+            subprocess.run([*RAG, "--config", str(config), "--kb", str(tmp / "kb"), "ingest", sample, "--json"],
+                           cwd=ROOT, env=ENV, check=True, capture_output=True)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         proc = start_server(tmp / "kb", config, port, tmp / "server.log")
         try:
             backend = httpx.get(f"{url}/healthz").json()["model"]
             level(url, 1, 2)  # warm-up: first-use costs are not part of any level
-            rows = [level(url, c, max(args.min_requests, c)) for c in args.levels]
+            rows = []
+            for c in args.levels:  # written after each level, so a cut-short run still leaves its numbers
+                rows.append(level(url, c, max(args.min_requests, c)))
+                write(args, backend, rows)
         finally:
             proc.terminate()
             proc.wait(30)
-    out = {"backend": backend, "max_new_tokens": args.max_new_tokens, "load_average_at_end": os.getloadavg(),
+    print(f"wrote {args.out}")
+
+
+def write(args: argparse.Namespace, backend: dict, rows: list[dict]) -> None:
+    out = {"backend": backend, "max_new_tokens": args.max_new_tokens, "load_average": os.getloadavg(),
            "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, "levels": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2), encoding="utf-8")
-    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
