@@ -118,6 +118,11 @@ def pubmedqa(gen: HFGenerator, prompter: Prompter, n: int, seed: int) -> dict[st
     return {k: v / n for k, v in right.items()} | {"n": n}
 
 
+def traffic_settings(settings: Settings) -> Settings:
+    """Users' asks only matter to the log (hits, citations): extractive answers log the same, without generating."""
+    return settings.override({"generation.max_new_tokens": TRAFFIC_TOKENS, "answer.style": "extractive"})
+
+
 def traffic(qa: QAPipeline, facts: list[Fact]) -> dict[str, float]:
     """Users ask every hot fact in its 3 phrasings; returns how often retrieval ranked its document first."""
     top1 = 0
@@ -157,9 +162,12 @@ def recovery(before: dict, after: dict, group: str) -> float | None:
     return (after[f"closed_{group}"]["contains"] - before[f"closed_{group}"]["contains"]) / gap
 
 
-def stage(name: str, t0: list[float]) -> None:
-    """Progress on stderr: the bench runs for minutes."""
+def stage(name: str, t0: list[float], result: dict[str, Any] | None = None, out: str = "") -> None:
+    """Progress on stderr (the bench runs for many minutes), and the results so far written to ``out``."""
     print(f"[{time.perf_counter() - t0[0]:7.1f} s] {name}", file=sys.stderr, flush=True)
+    if result is not None and out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(result | {"partial": name}, indent=2, default=str))
 
 
 def main() -> None:
@@ -212,16 +220,16 @@ def main() -> None:
                               "hot_facts": len(hot), "docs": len(docs), "distractors": args.distractors}
     stage("ingested", clock)
     result["traffic"] = traffic(qa, hot)
-    stage("traffic asked", clock)
+    stage("traffic asked", clock, result, args.out)
     before = measure(qa, base, sets, per_fact)
     result["pubmedqa_before"] = pubmedqa(base, prompter, args.pubmedqa, args.seed)
-    stage("measured before", clock)
+    stage("measured before", clock, result | {"before": before}, args.out)
     t0 = time.perf_counter()
     report = DistillRound(settings, generator=base, progress=False).run()
     result["round1"] = report.to_dict() | {"wall_s": round(time.perf_counter() - t0, 1),
                                            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
     adapter = str(work / "kb" / "adapters" / report.adapter) if report.adapter else ""
-    stage(f"round 1: {report.reason}", clock)
+    stage(f"round 1: {report.reason}", clock, result | {"before": before}, args.out)
     adapted = HFGenerator(settings.generation, adapter=adapter) if adapter else base
     after = measure(qa, adapted, sets, per_fact)
     result |= {"timing_note": "wall times on a shared 2-core machine", "before": before, "after": after,
@@ -229,10 +237,10 @@ def main() -> None:
                "pubmedqa_after": pubmedqa(adapted, Prompter(adapted, settings.prompt, ANSWER_TOKENS), args.pubmedqa,
                                           args.seed)}
     qa.close()
-    stage("measured after", clock)
+    stage("measured after", clock, result, args.out)
     if adapter:
         result["routing"] = routing(settings, work / "kb", adapter, hot[: args.routing_n], other[: args.routing_n // 2])
-    stage("routing measured", clock)
+    stage("routing measured", clock, result, args.out)
     if args.round2_docs and report.promoted:
         result["round2"] = second_round(settings, work / "kb", base, hot, r2_hot)
         stage("round 2 measured", clock)
@@ -244,8 +252,7 @@ def main() -> None:
 
 def second_round(settings: Settings, kb: Path, base: HFGenerator, r1: list[Fact], r2: list[Fact]) -> dict[str, Any]:
     """New hot facts, a second round; accuracy on round-1 facts (asked phrasings) before and after it."""
-    qa = QAPipeline.from_config(settings.override({"generation.max_new_tokens": TRAFFIC_TOKENS}), kb=kb,
-                                generator=base)
+    qa = QAPipeline.from_config(traffic_settings(settings), kb=kb, generator=base)
     traffic(qa, r2)
     r1_items, r2_items = items(r1, "asked"), items(r2, "unseen")
     first = HFGenerator(settings.generation, adapter=str(AdapterPath.active(kb)))
