@@ -5,7 +5,7 @@ text in one piece for ``auto``, so nobody reads an unsupported sentence that is 
 turns the text into citations and verdicts.
 
 Example:
-    >>> attempt = Attempt(AnswerConfig(style="auto"), grounder, generator, prompt, "What does the kiln reach?")  # doctest: +SKIP
+    >>> attempt = Attempt(AnswerConfig(), grounder, generator, prompt, "What does the kiln reach?")  # doctest: +SKIP
     >>> text = "".join(attempt.pieces())  # doctest: +SKIP
     >>> attempt.finish(text).supported  # doctest: +SKIP
     True
@@ -93,8 +93,10 @@ class Attempt:
             text += piece
             kept, stop = cut_answer(text, self.max_sentences)
             spans = list(sentence_spans(kept))
-            whole = kept if stop or len(spans) < 2 else kept[: spans[-1][0]].rstrip()  # hold back a partial sentence
-            if len(whole) > sent and (stop or len(spans) > 1):
+            # the first sentence streams as it is written (it can neither repeat nor exceed the cap); later ones
+            # are held back until complete, so a repeated or surplus sentence is never shown
+            whole = kept if stop or len(spans) < 2 else kept[: spans[-1][0]].rstrip()
+            if len(whole) > sent:
                 yield whole[sent:]
                 sent = len(whole)
             if stop:

@@ -66,6 +66,13 @@ def test_extractive_never_generates_and_off_topic_abstains_without_generating():
     assert outcome.supported is None and outcome.citations == ()
 
 
+def test_generative_streams_the_first_sentence_word_by_word_and_later_ones_whole():
+    gen = ScriptedGenerator("The kiln is hot. It glows red. It glows red.")
+    attempt = Attempt(AnswerConfig(style="generative"), None, gen, Prompt("p", CONTEXT), "q")
+    pieces = list(attempt.pieces())
+    assert pieces[:4] == ["The", " kiln", " is", " hot."] and "".join(pieces) == "The kiln is hot. It glows red."
+
+
 def test_generative_stops_after_max_sentences_and_at_a_repeat():
     attempt, outcome, gen = _attempt("It is hot. It glows red. It has a chimney. " * 20, style="generative")
     assert outcome.text == "It is hot. It glows red." and gen.taken < 12
