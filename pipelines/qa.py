@@ -14,15 +14,17 @@ from typing import Any
 
 from knowledge.kb import KnowledgeBase, embedding_manifest
 from knowledge.log import RetrievalLog, new_answer_id
-from rag.attribute import attribute
-from rag.cite import resolve_citations
+from rag.answering import Attempt, clean_output
+from rag.cite import passage_label
 from rag.config import Settings
 from rag.embed import SentenceTransformerEmbedder
-from rag.errors import EmptyKnowledgeBaseError, IndexMismatchError
+from rag.errors import ContextOverflowError, EmptyKnowledgeBaseError, IndexMismatchError
 from rag.generate import HFGenerator
 from rag.prompt import Prompt, PromptBuilder
 from rag.retrieve import HybridRetriever
-from rag.types import Answer, Filters, Hit
+from rag.ground import Grounder
+from rag.text import strip_markers
+from rag.types import Answer, Filters, Hit, Passage, content_hash
 
 
 class AnswerStream:
@@ -60,7 +62,9 @@ class QAPipeline:
         self.retriever = HybridRetriever(settings.retrieval, embedder, kb.vectors, kb.bm25, kb.store)
         self.builder = PromptBuilder(settings.prompt, generator, settings.generation.max_new_tokens)
         self.log = RetrievalLog(kb.store, settings.log)
+        self.grounder = Grounder(settings.answer, embedder)
         self._checked = False
+        self._root: str | None = None
 
     @classmethod
     def from_config(cls, settings: Settings | None = None, kb: str | Path | None = None, adapter: str | None = None,
@@ -86,17 +90,21 @@ class QAPipeline:
     # ---- asking -------------------------------------------------------------------------------------------------
 
     def ask(self, question: str, k: int | None = None, filters: Filters | None = None, retrieval: bool = True,
-            log: bool = True) -> Answer:
-        """Answer ``question``; ``retrieval=False`` answers closed-book. The ask is logged unless ``log=False``."""
-        stream = self.ask_stream(question, k=k, filters=filters, retrieval=retrieval, log=log)
+            log: bool = True, style: str | None = None) -> Answer:
+        """Answer ``question``; ``retrieval=False`` answers closed-book. The ask is logged unless ``log=False``.
+
+        ``style`` overrides ``answer.style``: ``generative``, ``extractive`` or ``auto`` (see ``rag.answering``).
+        """
+        stream = self.ask_stream(question, k=k, filters=filters, retrieval=retrieval, log=log, style=style)
         for _ in stream:
             pass
         assert stream.answer is not None  # set when the stream is exhausted
         return stream.answer
 
     def ask_stream(self, question: str, k: int | None = None, filters: Filters | None = None,
-                   retrieval: bool = True, log: bool = True) -> AnswerStream:
-        """Like ``ask``, but the returned stream yields text as the model writes it."""
+                   retrieval: bool = True, log: bool = True, style: str | None = None) -> AnswerStream:
+        """Like ``ask``, but the returned stream yields text as the model writes it (``generative`` style) or,
+        for the checked styles, the answer once it is checked."""
         question = _clean_question(question)
         if retrieval and not self._checked:
             check_dimension(self.kb, self.embedder)
@@ -109,7 +117,8 @@ class QAPipeline:
         path = "rag" if retrieval and self._route(hits) == "rag" else "closed"
         prompt = self.builder.build(question, hits) if path == "rag" else self.builder.build_closed_book(question)
         t2 = time.perf_counter()
-        return self._stream(prompt, question, hits, path, log, {"retrieve_s": t1 - t0, "prompt_s": t2 - t1}, t0)
+        return self._stream(prompt, question, hits, path, log, {"retrieve_s": t1 - t0, "prompt_s": t2 - t1}, t0,
+                            style=style)
 
     def _route(self, hits: Sequence[Hit]) -> str:
         """``auto`` mode answers closed-book when the active adapter covers every top hit with confidence."""
@@ -124,26 +133,32 @@ class QAPipeline:
         return "rag"
 
     def _stream(self, prompt: Prompt, question: str, hits: Sequence[Hit], path: str, log: bool,
-                timings: dict[str, float], t0: float) -> AnswerStream:
+                timings: dict[str, float], t0: float, text: str | None = None, *, style: str | None = None,
+                max_sentences: int | None = None, query: str | None = None) -> AnswerStream:
         first: list[float] = []
+        attempt = Attempt(self.settings.answer, self.grounder if prompt.context else None, self.generator, prompt,
+                          query or question, style=style, max_sentences=max_sentences, label=self._label, text=text)
+        if text is not None:
+            attempt.style = "generative"  # a verified closed-book answer: check its citations, never replace it
 
         def pieces() -> Iterator[str]:
-            for piece in self.generator.stream(prompt.text):
+            for piece in attempt.pieces():
                 if not first:
                     first.append(time.perf_counter() - t0)
                 yield piece
 
         def finish(text: str) -> Answer:
-            citations, invalid = resolve_citations(text, prompt.context)
-            if not citations:
-                citations = attribute(text, prompt.context)
+            outcome = attempt.finish(text)
             answer = Answer(
-                id=new_answer_id(), question=question, text=text.strip(), citations=citations,
-                invalid_markers=invalid, hits=tuple(hits), context=tuple(prompt.context),
+                id=new_answer_id(), question=question, text=outcome.text, citations=outcome.citations,
+                invalid_markers=outcome.invalid_markers, hits=tuple(hits), context=tuple(prompt.context),
+                supported=outcome.supported, abstained=outcome.abstained, style=outcome.style,
+                query=query or question, grounding=outcome.grounding,
                 timings={**timings, "first_token_s": first[0] if first else 0.0,
                          "total_s": time.perf_counter() - t0},
                 tokens={"prompt": prompt.n_tokens,
-                        "completion": int(self.generator.last_stats.get("completion_tokens", 0))},
+                        "completion": int(self.generator.last_stats.get("completion_tokens", 0))
+                        if attempt.generated else 0},
                 model=self.generator.model_id, adapter=self.generator.adapter_id, path=path,
                 feedback_sink=self.feedback,
             )
@@ -178,7 +193,31 @@ class QAPipeline:
             hits = self.retriever.retrieve(_clean_question(topic or ""), k or max(self.settings.retrieval.k, 8))
         prompt = self.builder.build_summary(hits, topic)
         label = f"summary of {source or topic}"
+        if prompt.truncated and source is not None:  # the source does not fit: summarise parts, then the parts
+            text = self._map_reduce(hits, topic)
+            prompt = replace(prompt, context=tuple(hits))
+            return self._complete(prompt, label, hits, t0, text=text)
         return self._complete(prompt, label, hits, t0)
+
+    def _map_reduce(self, hits: Sequence[Hit], topic: str | None) -> str:
+        """Summaries of consecutive parts that fit the budget, then a summary of those, until one prompt fits.
+
+        The parts' ``[n]`` markers refer to their own prompts, so they are dropped; the final text is attributed
+        to the source's passages by the support check instead.
+        """
+        parts: Sequence[Hit] = hits
+        while True:
+            summaries, rest = [], list(parts)
+            while rest:
+                prompt = self.builder.build_summary(rest, topic)
+                if not prompt.context:
+                    raise ContextOverflowError("a single passage does not fit the summary prompt; lower max_new_tokens")
+                summaries.append(strip_markers(clean_output(self.generator.generate(prompt.text))))
+                rest = rest[len(prompt.context):]
+            if len(summaries) == 1:
+                return summaries[0]
+            parts = [Hit(Passage(content_hash(t), t, f"summary#{i}", "summary", title=f"Part {i}"), 1.0, i)
+                     for i, t in enumerate(summaries, start=1)]
 
     def chat(self, message: str, history: Sequence[tuple[str, str]] = (), k: int | None = None) -> Answer:
         """One turn of a conversation: the follow-up plus history is condensed into a standalone query first."""
@@ -190,7 +229,7 @@ class QAPipeline:
         t0 = time.perf_counter()
         hits = self.retriever.retrieve(query, k)
         prompt = self.builder.build(message, hits, history=history)
-        answer = self._complete(prompt, message, hits, t0)
+        answer = self._complete(prompt, message, hits, t0, style=self.settings.answer.style, query=query)
         return replace(answer, question=message)
 
     def translate(self, text: str, target_language: str) -> Answer:
@@ -200,8 +239,12 @@ class QAPipeline:
         prompt = self.builder.build_translate(text, target_language)
         return self._complete(prompt, f"translate to {target_language}", [], time.perf_counter(), log=False)
 
-    def _complete(self, prompt: Prompt, question: str, hits: Sequence[Hit], t0: float, log: bool = True) -> Answer:
-        stream = self._stream(prompt, question, hits, "rag" if hits else "closed", log, {}, t0)
+    def _complete(self, prompt: Prompt, question: str, hits: Sequence[Hit], t0: float, log: bool = True,
+                  style: str = "generative", query: str | None = None, text: str | None = None) -> Answer:
+        """Summaries and translations are generative without a sentence cap; chat turns use the answer style."""
+        cap = None if style != "generative" or query else 0
+        stream = self._stream(prompt, question, hits, "rag" if hits else "closed", log, {}, t0, text,
+                              style=style, max_sentences=cap, query=query)
         for _ in stream:
             pass
         assert stream.answer is not None
@@ -209,13 +252,17 @@ class QAPipeline:
 
     def _source_hits(self, source: str) -> list[Hit]:
         path = str(Path(source).expanduser().resolve())
-        ids = [pid for (pid,) in self.kb.store.conn.execute(
-            "SELECT c.passage_id FROM chunks c JOIN sources s ON s.id = c.source_id WHERE s.path = ? "
-            "ORDER BY c.doc_id, c.ord", (path,))]
+        ids = self.kb.store.source_passage_ids(path)
         if not ids:
             raise ValueError(f"source not in the knowledge base: {path}")
         passages = self.kb.store.get_passages(ids)
-        return [Hit(passages[pid], 1.0, rank) for rank, pid in enumerate(dict.fromkeys(ids), start=1)]
+        return [Hit(passages[pid], 1.0, rank) for rank, pid in enumerate(ids, start=1)]
+
+    def _label(self, passage: Passage) -> str:
+        """The passage's source path relative to the ingest root (the folder holding every source) + section."""
+        if self._root is None:
+            self._root = self.kb.store.source_root() or ""
+        return passage_label(passage, self._root or None)
 
 
 def _clean_question(question: str) -> str:
@@ -228,10 +275,8 @@ def _clean_question(question: str) -> str:
 
 
 def _active_adapter(kb_root: Path) -> str | None:
-    try:
-        from knowledge.distill.adapters import AdapterRegistry
-    except ImportError:
-        return None
+    from knowledge.distill.adapters import AdapterRegistry
+
     path = AdapterRegistry(kb_root).active_path()
     return str(path) if path else None
 

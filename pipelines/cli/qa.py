@@ -16,6 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("question")
     _retrieval_args(p)
     p.add_argument("--no-retrieval", action="store_true", help="answer closed-book")
+    p.add_argument("--style", choices=["generative", "extractive", "auto"],
+                   help="answer style (default: answer.style): the model's text, a quoted sentence, or checked")
     p.set_defaults(func=_ask)
     p = sub.add_parser("summarize", help="summarise a source, or a topic via retrieval")
     group = p.add_mutually_exclusive_group(required=True)
@@ -61,34 +63,42 @@ def _pipeline(settings: Settings):  # noqa: ANN202
 
 
 def answer_dict(answer: Answer) -> dict:
-    hit = lambda h: {"passage_id": h.passage.id, "source": h.passage.source, "location": h.passage.location,  # noqa: E731
-                     "rank": h.rank, "score": h.score, "scores": dict(h.scores), "text": h.passage.text}
-    return {
-        "id": answer.id, "question": answer.question, "answer": answer.text, "path": answer.path,
-        "citations": [c.__dict__ for c in answer.citations], "invalid_markers": list(answer.invalid_markers),
-        "hits": [hit(h) for h in answer.hits], "timings": dict(answer.timings), "tokens": dict(answer.tokens),
-        "model": answer.model, "adapter": answer.adapter,
-    }
+    """The JSON shape of an answer (``Answer.to_dict``; kept here for callers of the CLI module)."""
+    return answer.to_dict()
+
+
+CITATION_NOTES = {
+    "supported": "",
+    "attributed": "  (attributed: no marker; this passage supports the sentence)",
+    "unsupported": "  (UNSUPPORTED: this passage does not support the sentence that cites it)",
+}
 
 
 def print_answer(answer: Answer, streamed: bool) -> None:
     if not streamed:
         print(answer.text)
+    if answer.supported is False:
+        print("\n(warning: the passages do not support this answer; check it before relying on it)")
     if answer.citations:
         print("\nSources:")
         for c in answer.citations:
-            how = "" if c.kind == "marker" else "  (attributed: the answer's words are in this passage)"
-            print(f"  [{c.marker}] {c.location}{how}")
+            quote = ""
+            if c.span:
+                passage = next((h.passage for h in answer.context if h.passage.id == c.passage_id), None)
+                quote = f'\n      "{passage.text[c.span[0]:c.span[1]]}"' if passage else ""
+            print(f"  [{c.marker}] {c.location}{CITATION_NOTES.get(c.kind, '')}{quote}")
     if answer.invalid_markers:
         print(f"  (dropped citation markers outside the context: {list(answer.invalid_markers)})")
-    print(f"\nanswer id {answer.id} · {answer.path} · first token {answer.timings.get('first_token_s', 0):.2f}s · "
-          f"total {answer.timings.get('total_s', 0):.2f}s", file=sys.stderr)
+    print(f"\nanswer id {answer.id} · {answer.path} · {answer.style} · first token "
+          f"{answer.timings.get('first_token_s', 0):.2f}s · total {answer.timings.get('total_s', 0):.2f}s",
+          file=sys.stderr)
 
 
 def _ask(args: argparse.Namespace, settings: Settings) -> int:
     qa = _pipeline(settings)
     filters = Filters(args.source, tuple(args.tag), args.date_from, args.date_to)
-    stream = qa.ask_stream(args.question, k=args.k, filters=filters, retrieval=not args.no_retrieval)
+    stream = qa.ask_stream(args.question, k=args.k, filters=filters, retrieval=not args.no_retrieval,
+                           style=args.style)
     for piece in stream:
         if not args.json:
             print(piece, end="", flush=True)
@@ -115,10 +125,14 @@ def _translate(args: argparse.Namespace, settings: Settings) -> int:
 def _chat(args: argparse.Namespace, settings: Settings) -> int:
     qa = _pipeline(settings)
     history: list[tuple[str, str]] = []
-    for line in sys.stdin:
+    for turn, line in enumerate(sys.stdin, start=1):
         if not line.strip():
             break
         answer = qa.chat(line.strip(), history, k=args.k)
+        print(f"--- turn {turn} ---\nYou: {answer.question}")
+        if answer.query != answer.question:
+            print(f"(searched for: {answer.query})")
+        print("Assistant: ", end="")
         print_answer(answer, streamed=False)
         history.append((line.strip(), answer.text))
     return 0
@@ -134,7 +148,7 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
         rows = [{"passage_id": u.passage_id, "decayed_hits": round(u.hits, 4), "decayed_cited": round(u.cited, 4),
                  "hits": u.total_hits, "cited": u.total_cited, "location": passages[u.passage_id].location
                  if u.passage_id in passages else "(removed)"} for u in usage]
-        asks = kb.store.conn.execute("SELECT COUNT(*) FROM asks").fetchone()[0]
+        asks = RetrievalLog(kb.store, settings.log).asks_since(0.0)
     if args.json:
         print_json({"asks": asks, "half_life_days": settings.log.half_life_days, "passages": rows})
         return 0

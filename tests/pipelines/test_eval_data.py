@@ -46,7 +46,7 @@ def test_malformed_jsonl_names_file_and_line(tmp_path: Path) -> None:
         load_dataset(tmp_path / "b")
     bad = tmp_path / "qa.jsonl"
     bad.write_text('{"id": "1", "question": "q?", "answers": ["a"]}\n{"id": "2", "question": "q?"}\n')
-    with pytest.raises(DatasetError, match=r"qa.jsonl:2: needs 'answers' or 'label'"):
+    with pytest.raises(DatasetError, match=r"qa.jsonl:2: needs 'answers', 'label' or 'unanswerable'"):
         load_dataset(bad)
 
 

@@ -77,3 +77,30 @@ def test_latency_percentiles() -> None:
     assert stats["latency_p50_s"] == 3.0
     assert 4.0 < stats["latency_p95_s"] < 100.0
     assert latency_stats([]) == {}
+
+
+def test_contains_answer_is_normalised_and_cited_facts_are_counted_over_all_kinds() -> None:
+    from pipelines.evaluate.metrics import contains_answer, fact_precision
+
+    assert contains_answer("The kiln reaches 1340 °C [1].", ["1,340 °C"]) == 1.0
+    assert contains_answer("The kiln reaches 13400 °C.", ["1,340"]) == 0.0
+    assert fact_precision(["It reaches 1,340 °C.", "The ferry sails daily."], ["1340"]) == 0.5
+    assert fact_precision([], ["1340"]) is None
+
+
+def test_abstention_scores_need_unanswerable_questions() -> None:
+    from pipelines.evaluate.metrics import abstention_scores
+
+    records = [{"unanswerable": True, "abstained": True}, {"unanswerable": True, "abstained": False},
+               {"unanswerable": False, "abstained": True}, {"unanswerable": False, "abstained": False}]
+    assert abstention_scores(records) == {"abstention_recall": 0.5, "abstention_precision": 0.5,
+                                          "answerable_abstain_rate": 0.5}
+    assert abstention_scores(records[2:]) == {}
+
+
+def test_eval_reads_markers_with_the_products_parser() -> None:
+    from pipelines.evaluate import metrics
+    from rag import cite
+
+    assert metrics.cited_markers is cite.cited_markers
+    assert metrics.cited_markers("A [1-3]. B [2, 5].") == [1, 2, 3, 5]
