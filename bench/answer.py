@@ -1,35 +1,57 @@
-"""Latency of the generation side: time to first token, decode speed and peak RSS per dtype strategy.
+"""Answer latency and accuracy per generation backend: transformers, our llama.cpp backend, raw llama-cpp-python.
 
-Builds ``--n`` prompts of about ``--tokens`` tokens from SciFact claims with corpus abstracts as context (via
-``PromptBuilder`` with hits made up from the qrels' evidence plus neighbouring abstracts), streams a greedy answer
-for each, and reports p50/p95 time to first token and decode tokens/s. Each strategy runs in its own process so
-its peak RSS is its own. Writes ``bench/results/answer.json``.
+Builds ``--n`` RAG prompts of about ``--tokens`` tokens from SciFact claims with corpus abstracts as context (via
+``PromptBuilder``; llama.cpp and transformers render and count identically), streams a greedy answer of at most
+``--max-new-tokens`` for each after two warm-up asks, and reports medians of time to first token, decode tokens/s
+and the whole answer's time. Every backend runs in its own process, one after another, in the same run:
 
-    .venv/bin/python bench/answer.py --n 50 --tokens 700
-    .venv/bin/python bench/answer.py --n 50 --pipeline kb   # end to end through QAPipeline
+- ``transformers``: ``rag.generate.HFGenerator`` as configured by default (the reference).
+- ``llamacpp``: ``rag.llamacpp.LlamaCppGenerator`` (``--gguf-type``, ``--n-batch``, ``--threads``).
+- ``raw``: the peer: llama-cpp-python's own ``create_completion(stream=True)`` on the very same ``Llama`` object.
+- ``raw-default``: llama-cpp-python with its defaults on the bundled file as shipped (Q4_1, its thread default).
+
+``--accuracy`` also scores each backend: the sample corpus' facts through the real QA pipeline, and a seeded
+PubMedQA sample (oracle abstract as context; yes/no/maybe by ``choose`` and by the generated answer's first word).
+``--pipeline KB`` times whole asks (retrieval + packing + generation) through ``QAPipeline`` on that KB.
+
+    .venv/bin/python bench/answer.py --backend all --n 24 --accuracy
+    .venv/bin/python bench/answer.py --backend llamacpp --sweep gguf_type=Q4_1,Q8_0,F16,BF16 --n 20
+    .venv/bin/python bench/answer.py --backend llamacpp --pipeline /tmp/bench-kb-xyz --n 24
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import random
+import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rag.config import GenerationConfig, PromptConfig  # noqa: E402
-from rag.generate import HFGenerator  # noqa: E402
-from rag.prompt import PromptBuilder  # noqa: E402
+from rag.config import GenerationConfig, PromptConfig, Settings  # noqa: E402
 from rag.types import Hit, Passage  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"  # ../shared beside the project
-STRATEGIES = {"float32": "fp32 prefill and decode (default)", "bf16-prefill": "bf16 prefill, fp32 decode (opt-in)"}
+SHARED = ROOT.parent / "shared" / "data"  # ../shared beside the project
+BACKENDS = ("transformers", "llamacpp", "raw", "raw-default")
+LABELS = ("yes", "no", "maybe")
+LABEL_SUFFIX = "\nAnswer with one word: yes, no or maybe."  # as pipelines/evaluate asks PubMedQA
+FACTS = {  # sample-corpus questions and a string the right answer contains
+    "What temperature does the Velmora kiln reach?": "1,340",
+    "How tall is the Gull Point lighthouse?": "38",
+    "How many member boats does the fishing cooperative have?": "64",
+    "How long does the ferry crossing to Dunmere take?": "2 hours",
+    "When did Aubrey Academy open?": "1894",
+    "When was the Gull Point lighthouse built?": "1871",
+    "When was the fishing cooperative founded?": "1952",
+    "What capacity will the energy cooperative reach once the new turbine is installed?": "9.2",
+}
 
 
 def load_jsonl(path: Path, limit: int | None = None) -> list[dict]:
@@ -54,109 +76,209 @@ def make_hits(query: dict, corpus: dict[str, dict], order: list[str], offset: in
     return hits
 
 
-def build_prompts(generator: HFGenerator, n: int, tokens: int) -> list[str]:
-    corpus_rows = load_jsonl(DATA / "corpus.jsonl")
+def build_prompts(generator, n: int, tokens: int) -> list[str]:  # noqa: ANN001 - any Generator
+    from rag.prompt import PromptBuilder
+
+    corpus_rows = load_jsonl(SHARED / "scifact" / "corpus.jsonl")
     corpus = {row["_id"]: row for row in corpus_rows}
     order = [row["_id"] for row in corpus_rows]
-    queries = load_jsonl(DATA / "queries.jsonl", n)
     config = PromptConfig()
     builder = PromptBuilder(config, generator, generator.context_window - config.reserve_tokens - tokens)
+    queries = load_jsonl(SHARED / "scifact" / "queries.jsonl", n)
     return [builder.build(q["text"], make_hits(q, corpus, order, 37 * i)).text for i, q in enumerate(queries)]
 
 
-def pipeline_streams(kb: str, generator: HFGenerator, n: int) -> list:
-    """With ``--pipeline``: the real QA pipeline (retrieval + packing) on ``kb``, one ask per SciFact claim."""
-    from pipelines.qa import QAPipeline
-    from rag.config import Settings
-
-    settings = Settings().override({"generation.max_new_tokens": generator.config.max_new_tokens})
-    pipe = QAPipeline.from_config(settings, kb=kb, generator=generator)
-    return [lambda q=q: pipe.ask_stream(q["text"], log=False) for q in load_jsonl(DATA / "queries.jsonl", n)]
+# ---- one backend, in its own process --------------------------------------------------------------------------
 
 
-def run_strategy(strategy: str, n: int, tokens: int, max_new_tokens: int, kb: str | None = None) -> dict:
-    """Load, warm up on two prompts, then stream every prompt; one process per strategy."""
-    start = time.perf_counter()
-    config = GenerationConfig(dtype="float32", max_new_tokens=max_new_tokens)
-    generator = HFGenerator(config, bf16_prefill=strategy == "bf16-prefill")
-    generator.model  # noqa: B018
-    generator.prefill_model  # noqa: B018
-    load_s = time.perf_counter() - start
-    if kb:
-        streams = pipeline_streams(kb, generator, n)
-    else:
-        streams = [lambda p=p: generator.stream(p) for p in build_prompts(generator, n, tokens)]
-    for make in streams[:2]:  # first calls pay for kernel selection and allocation
-        "".join(make())
+def make_backend(name: str, cfg: GenerationConfig):  # noqa: ANN201
+    """(generator used for prompts/accuracy, stream function prompt -> (pieces, stats getter))."""
+    from rag.backends import make_generator
+
+    if name == "transformers":
+        gen = make_generator(cfg.model_copy(update={"backend": "transformers"}))
+        gen.model  # noqa: B018
+        return gen, gen.stream
+    gen = make_generator(cfg.model_copy(update={"backend": "llamacpp"}))
+    if name == "raw-default":
+        from llama_cpp import Llama
+
+        gen.__dict__["llm"] = Llama(model_path=str(gen.source_gguf), n_ctx=8192, verbose=False)
+    gen.llm  # noqa: B018
+    if name == "llamacpp":
+        return gen, gen.stream
+
+    def raw(prompt: str, **_: object):  # noqa: ANN202 - llama-cpp-python's own streaming completion
+        chunks = gen.llm.create_completion(prompt, max_tokens=cfg.max_new_tokens, temperature=0.0, stream=True)
+        return (chunk["choices"][0]["text"] for chunk in chunks)
+
+    return gen, raw
+
+
+def time_asks(stream, prompts: list[str]) -> list[dict]:  # noqa: ANN001
+    """Each prompt streamed: first-piece time, pieces (one per token for every backend here), total time."""
+    for prompt in prompts[:2]:  # first calls pay for allocation and kernel selection
+        "".join(stream(prompt))
     rows = []
-    for make in streams:
-        answer = "".join(make())
-        stats = dict(generator.last_stats)
-        decode_s = stats["total_s"] - stats["first_token_s"]
-        stats["decode_tok_s"] = (stats["completion_tokens"] - 1) / decode_s if decode_s > 0 else 0.0
-        rows.append({**stats, "answer": answer})
-    return {"strategy": strategy, "prefill_bf16": generator.prefill_bf16, "load_s": load_s, "rows": rows,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    for prompt in prompts:
+        start, first, pieces = time.perf_counter(), 0.0, []
+        for piece in stream(prompt):
+            first = first or time.perf_counter() - start
+            pieces.append(piece)
+        total = time.perf_counter() - start
+        decode_s = total - first
+        rows.append({"first_token_s": first, "total_s": total, "completion_tokens": len(pieces),
+                     "decode_tok_s": (len(pieces) - 1) / decode_s if decode_s > 0 and len(pieces) > 1 else 0.0,
+                     "answer": "".join(pieces)})
+    return rows
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+def pipeline_asks(gen, kb: str, n: int, max_new: int) -> list[dict]:  # noqa: ANN001
+    """Whole asks through QAPipeline on ``kb`` (retrieval + packing + generation), one per SciFact claim."""
+    from pipelines.qa import QAPipeline
+
+    settings = Settings().override({"generation.max_new_tokens": max_new})
+    pipe = QAPipeline.from_config(settings, kb=kb, generator=gen)
+    questions = [q["text"] for q in load_jsonl(SHARED / "scifact" / "queries.jsonl", n + 2)]
+    for q in questions[:2]:
+        pipe.ask(q, log=False)
+    rows = []
+    for q in questions[2:]:
+        start = time.perf_counter()
+        answer = pipe.ask(q, log=False)
+        rows.append({"first_token_s": answer.timings.get("first_token_s", 0.0), "total_s": time.perf_counter() - start,
+                     "completion_tokens": answer.tokens.get("completion", 0), "decode_tok_s": 0.0, "answer": answer.text})
+    pipe.close()
+    return rows
+
+
+def accuracy(gen, kb: str, n_pubmed: int, seed: int) -> dict:  # noqa: ANN001
+    """Sample-corpus facts through the QA pipeline; PubMedQA yes/no/maybe with the oracle abstract."""
+    from pipelines.qa import QAPipeline
+    from rag.prompt import PromptBuilder
+
+    pipe = QAPipeline.from_config(Settings().override({"generation.max_new_tokens": 64}), kb=kb, generator=gen)
+    facts = {q: expected in pipe.ask(q, log=False).text.replace("1340", "1,340") for q, expected in FACTS.items()}
+    pipe.close()
+    data = json.loads((SHARED / "pubmedqa" / "ori_pqal.json").read_text(encoding="utf-8"))
+    truth = json.loads((SHARED / "pubmedqa" / "test_ground_truth.json").read_text(encoding="utf-8"))
+    pmids = random.Random(seed).sample(sorted(truth), n_pubmed)
+    builder = PromptBuilder(PromptConfig(), gen, 64)
+    chosen = generated = 0
+    for pmid in pmids:
+        text = " ".join(data[pmid]["CONTEXTS"])
+        hit = Hit(passage=Passage(id=pmid, text=text, doc_id=f"pubmed#{pmid}", source="pubmedqa"), score=1.0, rank=1)
+        prompt = builder.build(data[pmid]["QUESTION"] + LABEL_SUFFIX, [hit]).text
+        chosen += gen.choose(prompt, list(LABELS))[0] == truth[pmid]
+        words = re.findall(r"[a-z]+", gen.generate(prompt, max_new_tokens=8).lower())
+        generated += next((w for w in words if w in LABELS), "") == truth[pmid]
+    return {"facts": f"{sum(facts.values())}/{len(facts)}", "facts_missed": [q for q, ok in facts.items() if not ok],
+            "pubmedqa_choose": chosen / n_pubmed, "pubmedqa_generate": generated / n_pubmed, "pubmedqa_n": n_pubmed}
+
+
+def worker(args: argparse.Namespace) -> dict:
+    cfg = GenerationConfig(max_new_tokens=args.max_new_tokens, gguf_type=args.gguf_type, n_batch=args.n_batch,
+                           threads=args.threads)
+    start = time.perf_counter()
+    gen, stream = make_backend(args.worker, cfg)
+    load_s = time.perf_counter() - start
+    if args.pipeline:
+        rows = pipeline_asks(gen, args.pipeline, args.n, args.max_new_tokens)
+    else:
+        rows = time_asks(stream, build_prompts(gen, args.n, args.tokens))
+    out = {"backend": args.worker, "gguf_type": args.gguf_type, "n_batch": args.n_batch, "threads": args.threads,
+           "load_s": load_s, "rows": rows}
+    if args.worker == "transformers":
+        out.update(gguf_type="-", n_batch="-", prefill_bf16=gen.prefill_bf16)
+    if args.accuracy_kb and args.worker in ("transformers", "llamacpp"):
+        out["accuracy"] = accuracy(gen, args.accuracy_kb, args.pubmed_n, args.seed)
+    return out
+
+
+# ---- the driver -----------------------------------------------------------------------------------------------
+
+
+def median(rows: list[dict], key: str) -> float:
+    values = [r[key] for r in rows if key != "decode_tok_s" or r["completion_tokens"] > 1]
+    return statistics.median(values) if values else 0.0
 
 
 def summarise(result: dict) -> dict:
     rows = result["rows"]
-    ttft = [r["first_token_s"] for r in rows]
-    decode = [r["decode_tok_s"] for r in rows if r["completion_tokens"] > 1]
-    return {
-        "strategy": result["strategy"], "description": STRATEGIES[result["strategy"]], "prefill_bf16": result["prefill_bf16"],
-        "prompts": len(rows), "prompt_tokens_mean": statistics.mean(r["prompt_tokens"] for r in rows),
-        "ttft_p50_s": percentile(ttft, 0.5), "ttft_p95_s": percentile(ttft, 0.95),
-        "decode_tok_s_p50": percentile(decode, 0.5) if decode else 0.0,
-        "completion_tokens_mean": statistics.mean(r["completion_tokens"] for r in rows),
-        "load_s": result["load_s"], "peak_rss_mb": result["peak_rss_mb"],
-    }
+    return {k: result[k] for k in ("backend", "gguf_type", "n_batch", "threads", "load_s")} | {
+        "asks": len(rows), "ttft_p50_s": median(rows, "first_token_s"), "decode_tok_s_p50": median(rows, "decode_tok_s"),
+        "total_p50_s": median(rows, "total_s"), "completion_tokens_mean": statistics.mean(r["completion_tokens"] for r in rows),
+        **({"accuracy": result["accuracy"]} if "accuracy" in result else {})}
+
+
+def run_worker(args: argparse.Namespace, backend: str, **changes: object) -> dict:
+    opts = {"n": args.n, "tokens": args.tokens, "max-new-tokens": args.max_new_tokens, "gguf-type": args.gguf_type,
+            "n-batch": args.n_batch, "threads": args.threads, "pubmed-n": args.pubmed_n, "seed": args.seed,
+            **{k.replace("_", "-"): v for k, v in changes.items()}}
+    cmd = [sys.executable, __file__, "--worker", backend] + [x for k, v in opts.items() for x in (f"--{k}", str(v))]
+    cmd += ["--pipeline", args.pipeline] if args.pipeline else []
+    cmd += ["--accuracy-kb", args.accuracy_kb] if args.accuracy_kb else []
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{backend} {changes} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def sample_kb() -> str:
+    from pipelines.ingest import IngestPipeline
+
+    kb = Path(tempfile.mkdtemp(prefix="bench-sample-")) / "kb"
+    settings = Settings().override({"kb.path": str(kb), "ingest.show_progress": False})
+    IngestPipeline.from_config(settings).run([ROOT / "knowledge" / "sample"])
+    return str(kb)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=50, help="prompts per strategy")
-    parser.add_argument("--tokens", type=int, default=700, help="prompt budget in LLM tokens")
-    parser.add_argument("--max-new-tokens", type=int, default=32)
-    parser.add_argument("--strategies", default="float32,bf16-prefill")
+    parser.add_argument("--backend", default="all", help=f"'all' or a comma list of {BACKENDS}")
+    parser.add_argument("--n", type=int, default=24, help="timed asks per backend (after 2 warm-up asks)")
+    parser.add_argument("--tokens", type=int, default=700, help="prompt size in LLM tokens")
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--gguf-type", default=GenerationConfig().gguf_type)
+    parser.add_argument("--n-batch", type=int, default=GenerationConfig().n_batch)
+    parser.add_argument("--threads", type=int, default=GenerationConfig().threads)
+    parser.add_argument("--sweep", help="KEY=V1,V2 over gguf_type, n_batch or threads (llamacpp and raw only)")
+    parser.add_argument("--accuracy", action="store_true", help="also score sample facts and PubMedQA")
+    parser.add_argument("--pubmed-n", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pipeline", metavar="KB_DIR", help="time whole asks through QAPipeline on this KB")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "answer.json")
-    parser.add_argument("--pipeline", metavar="KB_DIR", help="ask through pipelines.qa.QAPipeline on this KB")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--accuracy-kb", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(run_strategy(args.worker, args.n, args.tokens, args.max_new_tokens, args.pipeline)))
+        print(json.dumps(worker(args)))
         return
-    results = {}
-    for strategy in args.strategies.split(","):
-        if strategy not in STRATEGIES:
-            raise SystemExit(f"unknown strategy {strategy!r}; choose from {sorted(STRATEGIES)}")
-        cmd = [sys.executable, __file__, "--worker", strategy, "--n", str(args.n), "--tokens", str(args.tokens),
-               "--max-new-tokens", str(args.max_new_tokens)] + (["--pipeline", args.pipeline] if args.pipeline else [])
-        done = subprocess.run(cmd, check=True, capture_output=True, text=True)
-        results[strategy] = json.loads(done.stdout.strip().splitlines()[-1])
-    report(results, args.out)
+    backends = BACKENDS if args.backend == "all" else tuple(args.backend.split(","))
+    if args.accuracy:
+        args.accuracy_kb = sample_kb()
+    key, _, values = (args.sweep or "").partition("=")
+    variants = [{key: v} for v in values.split(",")] if args.sweep else [{}]
+    results = [run_worker(args, b, **v) for b in backends for v in (variants if b != "transformers" else [{}])]
+    report([summarise(r) for r in results], results, args)
 
 
-def report(results: dict, out: Path) -> None:
-    summary = [summarise(r) for r in results.values()]
-    if len(results) == 2:
-        a, b = (r["rows"] for r in results.values())
-        same = sum(x["answer"] == y["answer"] for x, y in zip(a, b))
-        for row in summary:
-            row["same_greedy_answers"] = f"{same}/{len(a)}"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"summary": summary, "runs": results}, indent=2), encoding="utf-8")
-    header = f"{'strategy':<13} {'tokens':>6} {'TTFT p50':>9} {'TTFT p95':>9} {'decode tok/s':>12} {'peak RSS MB':>11} {'same':>6}"
-    print(header)
-    for row in summary:
-        print(f"{row['strategy']:<13} {row['prompt_tokens_mean']:>6.0f} {row['ttft_p50_s']:>9.3f} {row['ttft_p95_s']:>9.3f} "
-              f"{row['decode_tok_s_p50']:>12.1f} {row['peak_rss_mb']:>11.0f} {row.get('same_greedy_answers', ''):>6}")
-    print(f"wrote {out}")
+def report(summary: list[dict], results: list[dict], args: argparse.Namespace) -> None:
+    peer = next((s for s in summary if s["backend"] == "raw"), None)
+    print(f"{'backend':<12} {'gguf':>5} {'batch':>5} {'TTFT p50':>9} {'decode tok/s':>12} {'answer p50':>10} "
+          f"{'tokens':>6} {'vs raw':>7}  accuracy")
+    for s in summary:
+        ratio = s["decode_tok_s_p50"] / peer["decode_tok_s_p50"] if peer and peer["decode_tok_s_p50"] else 0.0
+        s["decode_vs_raw"] = ratio
+        acc = s.get("accuracy", {})
+        acc_text = f"facts {acc['facts']}, PubMedQA choose {acc['pubmedqa_choose']:.2f} gen {acc['pubmedqa_generate']:.2f}" if acc else ""
+        print(f"{s['backend']:<12} {s['gguf_type']:>5} {s['n_batch']:>5} {s['ttft_p50_s']:>9.3f} {s['decode_tok_s_p50']:>12.1f} "
+              f"{s['total_p50_s']:>10.3f} {s['completion_tokens_mean']:>6.1f} {ratio:>7.2f}  {acc_text}")
+    out = {"command": " ".join(sys.argv), "settings": {"n": args.n, "tokens": args.tokens,
+           "max_new_tokens": args.max_new_tokens, "pipeline": args.pipeline}, "summary": summary, "runs": results}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2), encoding="utf-8")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
