@@ -19,12 +19,12 @@ from rag.cite import passage_label
 from rag.config import Settings
 from rag.embed import SentenceTransformerEmbedder
 from rag.errors import ContextOverflowError, EmptyKnowledgeBaseError, IndexMismatchError
-from rag.generate import HFGenerator
+from rag.backends import make_generator
+from rag.ground import Grounder
 from rag.prompt import Prompt, PromptBuilder
 from rag.retrieve import HybridRetriever
-from rag.ground import Grounder
 from rag.text import strip_markers
-from rag.types import Answer, Filters, Hit, Passage, content_hash
+from rag.types import Answer, Filters, Generator, Hit, Passage, content_hash
 
 
 class AnswerStream:
@@ -54,7 +54,7 @@ class QAPipeline:
     """
 
     def __init__(self, settings: Settings, kb: KnowledgeBase, embedder: SentenceTransformerEmbedder,
-                 generator: HFGenerator) -> None:
+                 generator: Generator) -> None:
         self.settings = settings
         self.kb = kb
         self.embedder = embedder
@@ -69,7 +69,7 @@ class QAPipeline:
     @classmethod
     def from_config(cls, settings: Settings | None = None, kb: str | Path | None = None, adapter: str | None = None,
                     embedder: SentenceTransformerEmbedder | None = None,
-                    generator: HFGenerator | None = None) -> QAPipeline:
+                    generator: Generator | None = None) -> QAPipeline:
         """Open the KB read-only, check it matches the configured embedder, and prepare (lazily) the models."""
         settings = settings or Settings()
         if kb is not None:
@@ -81,7 +81,7 @@ class QAPipeline:
             base.close()
             raise EmptyKnowledgeBaseError(f"knowledge base {base.root} is empty; run `rag ingest PATH` first")
         adapter = adapter or settings.generation.adapter or _active_adapter(base.root)
-        generator = generator or HFGenerator(settings.generation, adapter=adapter)
+        generator = generator or make_generator(settings.generation, adapter=adapter)
         return cls(settings, base, embedder, generator)
 
     def close(self) -> None:
@@ -115,22 +115,38 @@ class QAPipeline:
         hits = self.retriever.retrieve(question, k, filters) if retrieval else []
         t1 = time.perf_counter()
         path = "rag" if retrieval and self._route(hits) == "rag" else "closed"
+        early = self._verified_closed(question, hits[0]) if path == "closed" and hits else None
+        if path == "closed" and hits and early is None:
+            path = "rag"  # auto mode: the adapter's answer did not check out against its passage
         prompt = self.builder.build(question, hits) if path == "rag" else self.builder.build_closed_book(question)
+        if early is not None:  # the closed-book answer is cited to the passage it was verified against
+            prompt = replace(prompt, context=(hits[0],))
         t2 = time.perf_counter()
         return self._stream(prompt, question, hits, path, log, {"retrieve_s": t1 - t0, "prompt_s": t2 - t1}, t0,
-                            style=style)
+                            early, style=style)
 
     def _route(self, hits: Sequence[Hit]) -> str:
-        """``auto`` mode answers closed-book when the active adapter covers every top hit with confidence."""
+        """``auto`` mode tries closed-book when the active adapter learnt the top hit with confidence."""
         if self.settings.generation.mode == "closed":
             return "closed"
         if self.settings.generation.mode == "auto" and hits and self.generator.adapter_id:
             from knowledge.distill.adapters import AdapterRegistry
 
-            ids = [h.passage.id for h in hits]
-            if AdapterRegistry(self.kb.root).covers(ids, self.settings.distill.auto_confidence):
+            if AdapterRegistry(self.kb.root).covers([hits[0].passage.id], self.settings.distill.auto_confidence):
                 return "closed"
         return "rag"
+
+    def _verified_closed(self, question: str, top: Hit) -> str | None:
+        """The adapter's closed-book answer when the passage it learnt holds the answer's key spans, else None.
+
+        A short closed-book prompt costs a fraction of the RAG prompt's prefill, and checking the answer against
+        the retrieved passage keeps routed answers as reliable as the passage itself.
+        """
+        from knowledge.distill.facts import key_spans, supported
+
+        text = self.generator.generate(self.builder.build_closed_book(question).text,
+                                       max_new_tokens=min(48, self.settings.generation.max_new_tokens))
+        return text if supported(key_spans(text, question), top.passage.text) else None
 
     def _stream(self, prompt: Prompt, question: str, hits: Sequence[Hit], path: str, log: bool,
                 timings: dict[str, float], t0: float, text: str | None = None, *, style: str | None = None,
