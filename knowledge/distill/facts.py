@@ -10,47 +10,15 @@ and what the router verifies, so they are strict on purpose: no span, no fact.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rag.text import GENERIC_NAMES, STOP, content_words, strip_markers
+from rag.text import contains as _contains
+
 _NUMBER = re.compile(r"\d[\d,.]*\d|\d")
 _NAME = re.compile(r"\b[A-Z][\w'-]*(?:\s+(?:of\s+|the\s+)?[A-Z][\w'-]*)*")
-_MARKER = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
-_WORD = re.compile(r"[a-z0-9]+")
-STOP = frozenset(
-    "a an the and or but of to in on at by for from with as is are was were be been being it its this that these "
-    "those there their they he she his her him we you your i my our what which who whom whose when where why how "
-    "does do did has have had not no yes can could would should will may might also than then so such very about "
-    "into over after before under between during each every some any more most other only own same just both few "
-    "according passage passages text knowledge base answer question says said".split())
-GENERIC_NAMES = frozenset({"The", "A", "An", "It", "This", "That", "In", "On", "According", "Yes", "No", "I"})
 
-
-def normalise(text: str) -> str:
-    """Lower case, NFKC, thousands separators dropped, punctuation to spaces, single spaces."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    text = re.sub(r"(?<=\d)[,\u202f\u00a0](?=\d{3}\b)", "", text)
-    return " ".join(re.sub(r"[^\w\s]", " ", text).split())
-
-
-def _contains(haystack: str, needle: str) -> bool:
-    return f" {normalise(needle)} " in f" {normalise(haystack)} "
-
-
-def strip_markers(text: str) -> str:
-    """The answer without ``[n]`` citation markers and without a trailing unfinished sentence."""
-    text = _MARKER.sub("", text).strip()
-    return text
-
-
-def content_words(text: str) -> list[str]:
-    """Distinct content words of ``text`` in order (3+ letters or digits, not stop words)."""
-    seen: list[str] = []
-    for w in _WORD.findall(normalise(text)):
-        if w not in STOP and (len(w) > 2 or w.isdigit()) and w not in seen:
-            seen.append(w)
-    return seen
 
 
 def key_spans(answer: str, question: str) -> tuple[str, ...]:

@@ -1,7 +1,8 @@
 import pytest
 
-from knowledge.distill.facts import (PROBE_WRAPPERS, TRAIN_WRAPPERS, first_sentence, is_correct, key_spans, normalise,
+from knowledge.distill.facts import (PROBE_WRAPPERS, TRAIN_WRAPPERS, first_sentence, is_correct, key_spans,
                                      rephrase, sentence_with, supported)
+from rag.text import normalise
 
 KILN = "The Velmora kiln reaches 1,340 °C, hot enough to fire true porcelain. It was built by Anna Kestrel in 1931."
 
