@@ -31,16 +31,20 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    """``python -m llama_cpp.server`` on the bundled GGUF; yields its /v1 URL and stops it afterwards."""
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``python -m llama_cpp.server`` on the bundled GGUF; yields its /v1 URL and stops it afterwards.
+
+    Its log goes to a file: a pipe nobody drains fills up and blocks the server mid-request.
+    """
     port = _free_port()
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
     gguf = package_file(*BUNDLED_LLMS["HuggingFaceTB/SmolLM2-135M-Instruct"])
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", MODEL_NAME,
            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--seed", "0"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "wb"))  # noqa: SIM115 - closed by exit
     url = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 600  # importing the server and loading the model is slow on a busy CPU
         while True:
             try:
                 with urllib.request.urlopen(url + "/models", timeout=5) as response:
@@ -48,7 +52,8 @@ def server() -> Iterator[str]:
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"llama_cpp.server did not start: {proc.stderr.read().decode()[-2000:]}") from None
+                    proc.terminate()
+                    raise RuntimeError(f"llama_cpp.server did not start: {log.read_text(errors='replace')[-2000:]}") from None
                 time.sleep(0.5)
         yield url
     finally:
