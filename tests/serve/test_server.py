@@ -43,7 +43,8 @@ def test_ask_returns_answer_citations_passages_timings_and_id(client):
 def test_stream_sends_tokens_then_the_full_answer(client):
     events = sse_events(client, "/v1/ask", {"question": KILN, "stream": True})
     tokens = [json.loads(d)["text"] for e, d in events if e == "token"]
-    assert len(tokens) > 3 and events[-1][0] == "answer"
+    # answer.style = "auto" releases text only after its support check: the checked answer may come as one chunk
+    assert tokens and events[-1][0] == "answer"
     final = json.loads(events[-1][1])
     assert "".join(tokens).strip() == final["answer"] and final["citations"]
 
@@ -155,6 +156,6 @@ def test_status_stats_adapters_distill_and_docs(client, auth):
             break
         time.sleep(0.5)
     assert state["status"] == "done" and state["result"]["promoted"] is False, state
-    assert "no uncovered passage" in state["result"]["reason"]
+    assert "no passage with weight" in state["result"]["reason"]
     assert "/v1/ask" in client.get("/openapi.json").json()["paths"]
     assert client.get("/docs").status_code == 200 and client.get("/healthz").json()["ok"]
