@@ -256,7 +256,7 @@ def second_round(settings: Settings, kb: Path, base: HFGenerator, r1: list[Fact]
     qa = QAPipeline.from_config(traffic_settings(settings), kb=kb, generator=base)
     traffic(qa, r2)
     r1_items, r2_items = items(r1, "asked"), items(r2, "unseen")
-    first = HFGenerator(settings.generation, adapter=str(AdapterPath.active(kb)))
+    first = HFGenerator(settings.generation, adapter=str(active_adapter(kb)))
     closed = [qa.builder.build_closed_book(q).text for q, _, _ in r1_items]
     closed2 = [qa.builder.build_closed_book(q).text for q, _, _ in r2_items]
     before = score(answer(first, closed), r1_items)
@@ -272,15 +272,14 @@ def second_round(settings: Settings, kb: Path, base: HFGenerator, r1: list[Fact]
             "round2_unseen_closed_after": score(answer(second, closed2), r2_items)}
 
 
-class AdapterPath:
-    @staticmethod
-    def active(kb: Path) -> Path:
-        from knowledge.distill.adapters import AdapterRegistry
+def active_adapter(kb: Path) -> Path:
+    """The adapter round 1 promoted (round 2 compares against it)."""
+    from knowledge.distill.adapters import AdapterRegistry
 
-        path = AdapterRegistry(kb).active_path()
-        if path is None:
-            raise SystemExit("round 1 promoted nothing: no second round")
-        return path
+    path = AdapterRegistry(kb).active_path()
+    if path is None:
+        raise SystemExit("round 1 promoted nothing: no second round")
+    return path
 
 
 def table(r: dict) -> str:
