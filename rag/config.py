@@ -145,6 +145,8 @@ class DistillConfig(_Section):
     bad_feedback_weight: float = Field(0.25, ge=0)
     replay: bool = True
     general_ratio: float = Field(0.15, ge=0, le=1)
+    phrasings: int = Field(3, ge=1, le=3, description="rule-based wrappers of each trained question (1 = as asked)")
+    statements: bool = Field(True, description="train the passage sentence that states each fact, too")
     corrections: bool = True
     lora_r: int = Field(16, gt=0)
     lora_alpha: int = Field(32, gt=0)

@@ -118,13 +118,15 @@ def held_out(fact: Fact) -> str | None:
     return fact.questions[-1] if len(fact.questions) >= 2 else None
 
 
-def fact_examples(prompter: Prompter, fact: Fact, passage: Passage) -> list[Example]:
-    """Training examples of one fact (its held-out phrasing excluded)."""
+def fact_examples(prompter: Prompter, fact: Fact, passage: Passage, *, phrasings: int = len(TRAIN_WRAPPERS),
+                  statements: bool = True) -> list[Example]:
+    """Training examples of one fact (its held-out phrasing excluded): each trained question in ``phrasings``
+    wrappers, the sentence stating it (``statements``), and the question open-book with its passage."""
     keep = held_out(fact)
     trained = [q for q in fact.questions if q != keep]
     out = [Example("question", prompter.closed(v), fact.answer, fact.passage_id, q)
-           for q in trained for v in rephrase(q, TRAIN_WRAPPERS)]
-    if fact.sentence:
+           for q in trained for v in rephrase(q, TRAIN_WRAPPERS[:phrasings])]
+    if fact.sentence and statements:
         title = passage.title or "the documents"
         out.append(Example("statement", prompter.closed(trained[0]), f"According to {title}: {fact.sentence}",
                            fact.passage_id, trained[0]))
@@ -191,7 +193,8 @@ def build_dataset(
 ) -> list[Example]:
     """Every example of a round, shuffled with ``config.seed``: facts, replay, general anchors, corrections."""
     by_id = {p.id: p for p in passages}
-    examples = [e for f in facts for e in fact_examples(prompter, f, by_id[f.passage_id])]
+    examples = [e for f in facts for e in fact_examples(prompter, f, by_id[f.passage_id],
+                                                        phrasings=config.phrasings, statements=config.statements)]
     if config.replay:
         examples += replay_examples(previous)
         n_general = max(1, round(config.general_ratio * len(examples)))

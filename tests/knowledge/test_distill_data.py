@@ -60,6 +60,17 @@ def test_the_held_out_phrasing_is_never_trained_and_is_what_the_gate_asks():
     assert not trained & {i.prompt for i in held}
 
 
+def test_phrasings_and_statements_settings_shape_a_facts_examples():
+    prompter, facts = _facts()
+    river = next(f for f in facts if f.spans == ("Votordra",))
+    full = fact_examples(prompter, river, PASSAGE)
+    plain = fact_examples(prompter, river, PASSAGE, phrasings=1, statements=False)
+    asked = [e for e in plain if e.kind == "question"]
+    assert len(asked) == 1 and asked[0].prompt == prompter.closed("Which river flows through Zolshigar?")
+    assert {e.kind for e in plain} == {"question", "open"}
+    assert len([e for e in full if e.kind == "question"]) == 3
+
+
 def test_general_anchors_replay_only_what_the_base_model_got_right():
     prompter, facts = _facts()
     general = [("What is the capital of France?", ("Paris",)), ("What is 12 plus 7?", ("19", "nineteen"))]
