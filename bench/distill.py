@@ -248,7 +248,10 @@ def main() -> None:
     result["total_s"] = round(time.perf_counter() - t_start, 1)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2, default=str))
-    print(table(result))
+    text = table(result)
+    Path(args.out).with_suffix(".md").write_text(f"Distillation benchmark (seed {args.seed}, {len(hot)} hot facts; "
+                                                 f"`{' '.join(sys.argv)}`)\n\n{text}\n")
+    print(text)
 
 
 def second_round(settings: Settings, kb: Path, base: HFGenerator, r1: list[Fact], r2: list[Fact]) -> dict[str, Any]:
