@@ -25,7 +25,7 @@ from knowledge.distill.select import select_hot
 from knowledge.distill.train import train_lora
 from knowledge.kb import KnowledgeBase, release_lock, take_lock
 from knowledge.log import RetrievalLog
-from rag.config import Settings
+from pipelines.config import Settings
 from rag.errors import KnowledgeBaseError
 from rag.generate import HFGenerator
 from rag.types import Passage

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from math import comb
 from typing import Any
 
+from knowledge.config import DistillConfig
 from knowledge.distill.data import GateItem
 from knowledge.distill.facts import is_correct
-from rag.config import DistillConfig
 
 GAIN_GROUP = "heldout"
 REGRESSION_GROUPS = ("open", "general", "retained")

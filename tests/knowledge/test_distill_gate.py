@@ -1,8 +1,8 @@
 import pytest
 
+from knowledge.config import DistillConfig
 from knowledge.distill.data import GateItem
 from knowledge.distill.gate import GroupResult, compare, confidence, decide, grade, mcnemar_p, paired
-from rag.config import DistillConfig
 
 
 def test_mcnemar_exact_one_sided_p_values():

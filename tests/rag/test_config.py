@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.config import Settings, load_settings
+from pipelines.config import Settings, load_settings
 from rag.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
