@@ -65,7 +65,7 @@ class DistillRound:
     Example:
         >>> report = DistillRound(settings).run()
         >>> report.promoted, report.reason
-        (True, 'held-out closed-book 0.000 -> 0.800 (+12/-0, p=0.000244); no significant regression')
+        (True, 'held-out closed-book 0.000 -> 0.800 (+12/-0, p=0.000244); open-book kept; no significant regression')
     """
 
     def __init__(self, settings: Settings, *, generator: HFGenerator | None = None,

@@ -43,6 +43,16 @@ def test_refuses_small_insignificant_gains_and_significant_regressions(results, 
     assert not ok and word in reason
 
 
+def test_any_net_loss_of_open_book_answers_refuses_however_few_the_items():
+    # the 40-fact benchmark's first round: 3 of 36 open-book answers lost (p = 0.125), general -3.3 points (p = 0.26)
+    ok, reason = decide({"heldout": GroupResult(100, 0.0, 0.93, 93, 0), "open": GroupResult(36, 1.0, 0.9167, 0, 3),
+                         "general": GroupResult(150, 0.4267, 0.3933, 17, 22)}, _cfg())
+    assert not ok and "open fell 1.000 -> 0.917" in reason
+    ok, reason = decide({"heldout": GroupResult(100, 0.0, 0.93, 93, 0), "open": GroupResult(36, 0.9, 0.9, 1, 1)},
+                        _cfg())
+    assert ok, reason  # one lost, one gained: no net loss
+
+
 def test_an_insignificant_wobble_in_a_regression_group_does_not_refuse():
     # two answers of 100 lost, one gained: -1 point, p = 0.5
     ok, reason = decide({"heldout": GroupResult(20, 0.0, 0.8, 16, 0), "general": GroupResult(100, 0.8, 0.79, 1, 2)},
