@@ -35,7 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rag.config import GenerationConfig, PromptConfig, Settings  # noqa: E402
+from pipelines.config import Settings  # noqa: E402
+from rag.config import GenerationConfig, PromptConfig  # noqa: E402
 from rag.types import Hit, Passage  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"  # ../shared beside the project

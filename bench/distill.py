@@ -39,10 +39,10 @@ from bench.factbank import Fact, make_bank, write_bank  # noqa: E402
 from knowledge.distill.data import Prompter, general_set  # noqa: E402
 from knowledge.distill.facts import is_correct  # noqa: E402
 from rag.text import normalise  # noqa: E402
+from pipelines.config import Settings  # noqa: E402
 from pipelines.distill import DistillRound  # noqa: E402
 from pipelines.ingest import IngestPipeline  # noqa: E402
 from pipelines.qa import QAPipeline  # noqa: E402
-from rag.config import Settings  # noqa: E402
 from rag.generate import HFGenerator  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -28,8 +28,8 @@ def _peak_rss_mb() -> float:
 
 def run_ours(corpus: Path) -> dict:
     sys.path.insert(0, str(ROOT))
+    from pipelines.config import Settings
     from pipelines.ingest import IngestPipeline
-    from rag.config import Settings
 
     kb = tempfile.mkdtemp(prefix="bench-kb-")
     settings = Settings().override({"kb.path": kb, "ingest.show_progress": False})

@@ -19,8 +19,8 @@ import ir_measures
 from ir_measures import R, nDCG
 
 from knowledge.kb import KnowledgeBase
+from pipelines.config import load_settings
 from pipelines.ingest import IngestPipeline, embedding_manifest
-from rag.config import load_settings
 from rag.embed import SentenceTransformerEmbedder
 from rag.retrieve import HybridRetriever
 

@@ -37,8 +37,8 @@ import json, resource, sys, time
 import faiss, numpy as np, psutil
 faiss.omp_set_num_threads(1)
 from pathlib import Path
+from knowledge.config import IndexConfig
 from knowledge.vectors import FaissVectorIndex
-from rag.config import IndexConfig
 path, config, queries = sys.argv[1], IndexConfig.model_validate_json(sys.argv[2]), np.load(sys.argv[3])
 before = psutil.Process().memory_info().rss
 t0 = time.perf_counter()
@@ -69,8 +69,8 @@ def synthetic(n: int, seed: int, basis: np.ndarray) -> np.ndarray:
 
 
 def index_point(n: int, kind: str, data: np.ndarray, queries: np.ndarray, truth: np.ndarray, tmp: Path) -> dict:
+    from knowledge.config import IndexConfig
     from knowledge.vectors import FaissVectorIndex, estimate_memory
-    from rag.config import IndexConfig
 
     config = IndexConfig(type=kind, ivf_nlist=int(np.sqrt(n)) if kind == "ivfpq" else 0, ivf_nprobe=32,
                          train_sample=min(n, max(50_000, 39 * int(np.sqrt(n)))), pq_m=48)

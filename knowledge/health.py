@@ -24,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
+from knowledge.config import KBSettings
 from knowledge.files import write_json_atomic
 from knowledge.kb import (
     BM25_DIR, DATABASE, FORMAT_VERSION, MANIFEST, VECTORS, _take_lock, embedding_manifest, open_bm25, open_store,
     open_vectors, read_manifest, release_lock,
 )
 from knowledge.store import PassageStore
-from rag.config import Settings
 from rag.errors import KnowledgeBaseError
 
 
@@ -51,7 +51,7 @@ class CheckReport:
         return {"kb": self.kb, "ok": self.ok, "problems": self.problems, "notes": self.notes, "counts": self.counts}
 
 
-def check(root: Path, settings: Settings) -> CheckReport:
+def check(root: Path, settings: KBSettings) -> CheckReport:
     """Verify every file of the KB at ``root``, its counts and its ids; never raises for a damaged file."""
     root = Path(root).expanduser().resolve()
     report = CheckReport(str(root))
@@ -113,7 +113,7 @@ def _check_database(store: PassageStore, report: CheckReport) -> None:
                             f"again or `rag repair`")
 
 
-def _check_indexes(root: Path, store: PassageStore, dimension: int | None, settings: Settings,
+def _check_indexes(root: Path, store: PassageStore, dimension: int | None, settings: KBSettings,
                    report: CheckReport) -> None:
     in_sql = store.vector_map()
     if dimension is not None:
@@ -147,7 +147,7 @@ def _check_adapters(root: Path, report: CheckReport) -> None:
 # ---- repair -------------------------------------------------------------------------------------------------------
 
 
-def repair_files(root: Path, settings: Settings, dimension: int) -> dict[str, object]:
+def repair_files(root: Path, settings: KBSettings, dimension: int) -> dict[str, object]:
     """Fix the KB's files under its writer lock, keeping copies; the embedding queue is left for the caller.
 
     ``dimension`` is the configured embedder's, used only when the manifest must be rewritten.
@@ -187,7 +187,7 @@ def _move_aside(path: Path, backup: Path, actions: list[str], what: str, copy: b
     actions.append(f"{what}: old {path.name} kept in {backup}")
 
 
-def _repair_manifest(root: Path, settings: Settings, dimension: int, backup: Path, actions: list[str]) -> None:
+def _repair_manifest(root: Path, settings: KBSettings, dimension: int, backup: Path, actions: list[str]) -> None:
     try:
         read_manifest(root)
         return
@@ -217,7 +217,7 @@ def _repair_database(root: Path, backup: Path, actions: list[str]) -> None:
     PassageStore(path).close()
 
 
-def _repair_vectors(root: Path, store: PassageStore, dimension: int, settings: Settings, backup: Path,
+def _repair_vectors(root: Path, store: PassageStore, dimension: int, settings: KBSettings, backup: Path,
                     actions: list[str]) -> None:
     """Keep the vectors SQLite knows, drop the others; passages whose vectors are lost go back in the queue."""
     in_sql = store.vector_map()

@@ -26,10 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from knowledge.config import IndexConfig, KBSettings
 from knowledge.files import read_json, write_json_atomic
 from knowledge.store import PassageStore
 from knowledge.vectors import FaissVectorIndex
-from rag.config import IndexConfig, RetrievalConfig, Settings
+from rag.config import RetrievalConfig
 from rag.errors import EmptyKnowledgeBaseError, IndexMismatchError, KnowledgeBaseError
 
 FORMAT_VERSION = 1
@@ -37,7 +38,7 @@ MANIFEST, DATABASE, VECTORS, BM25_DIR = "manifest.json", "kb.sqlite", "vectors.f
 __all__ = ["FORMAT_VERSION", "KnowledgeBase", "embedding_manifest", "release_lock", "take_lock", "write_json_atomic"]
 
 
-def embedding_manifest(settings: Settings, dimension: int | None = None) -> dict:
+def embedding_manifest(settings: KBSettings, dimension: int | None = None) -> dict:
     """The ``embedding`` entry a KB built with ``settings`` records (and that opening it checks)."""
     cfg = settings.embedding
     out = {"model": cfg.model, "normalize": True, "passage_prefix": cfg.passage_prefix,

@@ -14,8 +14,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from knowledge.config import LogConfig
 from knowledge.store import PassageStore
-from rag.config import LogConfig
 from rag.types import Answer
 
 EPOCH = 1_735_689_600.0  # 2025-01-01T00:00:00Z

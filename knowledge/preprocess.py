@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
-from rag.config import PreprocessConfig
+from knowledge.config import PreprocessConfig
 from rag.errors import ConfigError
 from rag.types import Document, Passage, content_hash
 

@@ -9,7 +9,7 @@ File names that are not valid UTF-8 are shown and stored in an escaped form (``c
 ``knowledge.files.display_path``) so that one odd name never aborts a run.
 
 Example:
-    >>> from rag.config import IngestConfig
+    >>> from knowledge.config import IngestConfig
     >>> found = discover(["knowledge/sample"], IngestConfig())
     >>> docs = [d for f in found.files for d in load(f, IngestConfig()).documents]
 """
@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from knowledge.config import IngestConfig
 from knowledge.files import display_path, read_regular_file
 from knowledge.formats.common import LoadResult
 from knowledge.formats.html import load_html
@@ -30,7 +31,6 @@ from knowledge.formats.jsonl import load_jsonl
 from knowledge.formats.markdown import markdown_document
 from knowledge.formats.pdf import load_pdf
 from knowledge.formats.text import check_lines, declared_charset, decode, load_txt
-from rag.config import IngestConfig
 from rag.errors import SourceError
 
 __all__ = ["SUPPORTED", "Discovery", "LoadResult", "discover", "load"]

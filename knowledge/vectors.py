@@ -16,7 +16,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from rag.config import IndexConfig
+from knowledge.config import IndexConfig
 
 KINDS = ("flat", "hnsw", "ivf", "ivfpq")
 

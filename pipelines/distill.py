@@ -25,7 +25,7 @@ from knowledge.distill.select import select_hot
 from knowledge.distill.train import train_lora
 from knowledge.kb import KnowledgeBase, release_lock, take_lock
 from knowledge.log import RetrievalLog
-from rag.config import Settings
+from pipelines.config import Settings
 from rag.errors import KnowledgeBaseError
 from rag.generate import HFGenerator
 from rag.types import Passage
@@ -65,7 +65,7 @@ class DistillRound:
     Example:
         >>> report = DistillRound(settings).run()
         >>> report.promoted, report.reason
-        (True, 'held-out closed-book 0.000 -> 0.800 (+12/-0, p=0.000244); no significant regression')
+        (True, 'held-out closed-book 0.000 -> 0.800 (+12/-0, p=0.000244); open-book kept; no significant regression')
     """
 
     def __init__(self, settings: Settings, *, generator: HFGenerator | None = None,

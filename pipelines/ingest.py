@@ -23,7 +23,7 @@ from knowledge.files import display_path, is_clean_name, read_regular_file
 from knowledge.kb import KnowledgeBase, embedding_manifest, has_kb
 from knowledge.preprocess import Preprocessor
 from knowledge.sources import LoadResult, discover, load
-from rag.config import Settings
+from pipelines.config import Settings
 from rag.embed import SentenceTransformerEmbedder
 from rag.errors import IndexMismatchError, SourceError
 

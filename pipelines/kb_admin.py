@@ -12,8 +12,8 @@ from tqdm.auto import tqdm
 from knowledge.files import display_path
 from knowledge.health import CheckReport, check, repair_files
 from knowledge.kb import KnowledgeBase, embedding_manifest, open_bm25
+from pipelines.config import Settings
 from pipelines.ingest import IngestPipeline, collect_garbage
-from rag.config import Settings
 from rag.embed import SentenceTransformerEmbedder
 
 

@@ -14,9 +14,9 @@ from typing import Any
 
 from knowledge.kb import KnowledgeBase, embedding_manifest
 from knowledge.log import RetrievalLog, new_answer_id
+from pipelines.config import Settings
 from rag.answering import Attempt, clean_output
 from rag.cite import passage_label
-from rag.config import Settings
 from rag.embed import SentenceTransformerEmbedder
 from rag.errors import ContextOverflowError, EmptyKnowledgeBaseError, IndexMismatchError
 from rag.backends import make_generator

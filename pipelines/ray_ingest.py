@@ -26,8 +26,8 @@ import numpy as np
 from knowledge.files import display_path
 from knowledge.kb import KnowledgeBase
 from knowledge.sources import LoadResult
+from pipelines.config import Settings
 from pipelines.ingest import IngestPipeline, IngestReport
-from rag.config import Settings
 from rag.errors import SourceError
 from rag.types import Block, Document, Passage
 

@@ -53,8 +53,8 @@ def sample_kb(tmp_path_factory, embedder):
     """The bundled sample corpus ingested once with the real embedder; tests must not modify it."""
     from pathlib import Path
 
+    from pipelines.config import Settings
     from pipelines.ingest import IngestPipeline
-    from rag.config import Settings
 
     kb = tmp_path_factory.mktemp("sample") / "kb"
     sample = Path(__file__).resolve().parents[1] / "knowledge" / "sample"

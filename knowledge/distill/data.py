@@ -24,10 +24,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from knowledge.config import DistillConfig
 from knowledge.distill.facts import (PROBE_WRAPPERS, TRAIN_WRAPPERS, Fact, answers_the_type, clean_answer, is_correct,
                                      key_spans, rephrase, sentence_with, supported)
 from knowledge.preprocess import blank_nlp
-from rag.config import DistillConfig, PromptConfig
+from rag.config import PromptConfig
 from rag.prompt import PromptBuilder
 from rag.types import Hit, Passage
 

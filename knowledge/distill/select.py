@@ -12,8 +12,8 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from knowledge.config import DistillConfig
 from knowledge.log import PassageUsage, RetrievalLog
-from rag.config import DistillConfig
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ from typing import Any
 
 import torch
 
+from knowledge.config import DistillConfig
 from knowledge.distill.data import Example
-from rag.config import DistillConfig, GenerationConfig
+from rag.config import GenerationConfig
 from rag.generate import load_base
 
 IGNORE = -100  # label of tokens that carry no loss (the prompt, the padding)

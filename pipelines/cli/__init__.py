@@ -11,7 +11,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from rag.config import Settings, load_settings
+from pipelines.config import Settings, load_settings
 from rag.errors import RagError
 
 

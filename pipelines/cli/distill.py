@@ -6,7 +6,7 @@ import argparse
 from datetime import datetime, timezone
 
 from pipelines.cli.output import print_json
-from rag.config import Settings
+from pipelines.config import Settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:

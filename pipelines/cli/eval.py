@@ -10,8 +10,8 @@ from pathlib import Path
 from pipelines.evaluate.data import KINDS
 from pipelines.evaluate.modes import ANSWER_MODES, RETRIEVAL_MODES
 from pipelines.cli.kb import engine_args
+from pipelines.config import Settings
 from pipelines.evaluate import EvalJob, EvalReport
-from rag.config import Settings
 
 SUMMARY_KEYS = ("ndcg@10", "recall@100", "mrr@10", "map", "accuracy", "em", "f1", "citation_precision",
                 "abstention_rate", "latency_p50_s")

@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import PurePath
 
 from pipelines.cli.output import print_json
-from rag.config import Settings
+from pipelines.config import Settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -7,7 +7,7 @@ import sys
 import time
 
 from pipelines.cli.output import print_json
-from rag.config import Settings
+from pipelines.config import Settings
 from rag.types import Answer, Filters
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rag.config import Settings
+from pipelines.config import Settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from pipelines.config import Settings
 from pipelines.evaluate import report as eval_report
 from pipelines.evaluate.data import EvalDataset, EvalQuery, load_dataset
 from pipelines.evaluate.modes import (ANSWER_MODES, RETRIEVAL_MODES, EvalPipeline, answer_batch, answer_metrics,
                                   base_mode, retrieval_batch, retrieval_metrics)
-from rag.config import Settings
 
 PipelineFactory = Callable[[Settings, "Path | None", "str | None"], EvalPipeline]
 IngestFn = Callable[[Settings, Path, Path], None]

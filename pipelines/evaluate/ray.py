@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
+from pipelines.config import Settings
 from pipelines.evaluate.modes import RETRIEVAL_MODES, answer_batch, base_mode, retrieval_batch
 from pipelines.ray_ingest import init_ray
-from rag.config import Settings
 
 if TYPE_CHECKING:
     from pipelines.evaluate import EvalJob

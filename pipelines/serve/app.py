@@ -11,10 +11,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from pipelines.config import Settings
 from pipelines.serve import admin, api
 from pipelines.serve.security import BodyLimit
 from pipelines.serve.state import ServerState
-from rag.config import Settings
 from rag.errors import EmptyKnowledgeBaseError, RagError
 
 STATIC = Path(__file__).parent / "static"

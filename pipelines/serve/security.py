@@ -11,7 +11,7 @@ from fastapi import HTTPException, Request
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.responses import JSONResponse
 
-from rag.config import ServeConfig
+from pipelines.config import ServeConfig
 
 
 def api_key(config: ServeConfig) -> str:

@@ -10,9 +10,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from pipelines.config import Settings
 from pipelines.serve.jobs import JobManager
 from pipelines.serve.security import api_key
-from rag.config import Settings
 
 RAG_MAIN = "import sys; from pipelines.cli import main; sys.exit(main(sys.argv[1:]))"  # `rag` in this interpreter
 

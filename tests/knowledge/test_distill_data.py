@@ -1,7 +1,7 @@
 """Training data and gate items from logged questions, with a teacher whose answers are exactly predictable."""
 
+from knowledge.config import DistillConfig
 from knowledge.distill.data import Prompter, build_dataset, fact_examples, gate_items, held_out, teach
-from rag.config import DistillConfig
 from rag.types import Passage, content_hash
 
 TEXT = ("Zolshigar is a village. Zolshigar was built on the banks of the River Votordra. "

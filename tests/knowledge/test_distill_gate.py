@@ -1,8 +1,8 @@
 import pytest
 
+from knowledge.config import DistillConfig
 from knowledge.distill.data import GateItem
 from knowledge.distill.gate import GroupResult, compare, confidence, decide, grade, mcnemar_p, paired
-from rag.config import DistillConfig
 
 
 def test_mcnemar_exact_one_sided_p_values():
@@ -41,6 +41,16 @@ def test_promotes_a_significant_gain_without_significant_regression():
 def test_refuses_small_insignificant_gains_and_significant_regressions(results, word):
     ok, reason = decide(results, _cfg())
     assert not ok and word in reason
+
+
+def test_any_net_loss_of_open_book_answers_refuses_however_few_the_items():
+    # the 40-fact benchmark's first round: 3 of 36 open-book answers lost (p = 0.125), general -3.3 points (p = 0.26)
+    ok, reason = decide({"heldout": GroupResult(100, 0.0, 0.93, 93, 0), "open": GroupResult(36, 1.0, 0.9167, 0, 3),
+                         "general": GroupResult(150, 0.4267, 0.3933, 17, 22)}, _cfg())
+    assert not ok and "open fell 1.000 -> 0.917" in reason
+    ok, reason = decide({"heldout": GroupResult(100, 0.0, 0.93, 93, 0), "open": GroupResult(36, 0.9, 0.9, 1, 1)},
+                        _cfg())
+    assert ok, reason  # one lost, one gained: no net loss
 
 
 def test_an_insignificant_wobble_in_a_regression_group_does_not_refuse():

@@ -1,9 +1,9 @@
 import pytest
 
+from knowledge.config import DistillConfig, LogConfig
 from knowledge.distill.select import select_hot, usage_weight
 from knowledge.log import EPOCH, PassageUsage, RetrievalLog
 from knowledge.store import PassageStore
-from rag.config import DistillConfig, LogConfig
 from rag.types import Answer, Citation, Hit, Passage
 
 

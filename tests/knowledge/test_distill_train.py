@@ -1,9 +1,9 @@
 import pytest
 import torch
 
+from knowledge.config import DistillConfig
 from knowledge.distill.data import Example, Prompter, read_jsonl, write_jsonl
 from knowledge.distill.train import IGNORE, encode, train_lora
-from rag.config import DistillConfig
 from rag.generate import HFGenerator
 
 FACT = "The Velmora kiln reaches 1280 degrees Celsius."

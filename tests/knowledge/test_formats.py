@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from knowledge.config import IngestConfig
 from knowledge.files import display_path, read_regular_file, write_json_atomic
 from knowledge.formats.html import load_html, stream_text
 from knowledge.formats.markdown import markdown_document
 from knowledge.formats.text import decode, declared_charset
 from knowledge.sources import discover, load
-from rag.config import IngestConfig
 from rag.errors import SourceError
 
 

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from knowledge.config import IngestConfig, PreprocessConfig
 from knowledge.preprocess import Preprocessor
 from knowledge.sources import load
-from rag.config import IngestConfig, PreprocessConfig
 from rag.errors import SourceError
 from rag.types import Block, Document
 

@@ -126,7 +126,7 @@ def test_a_reader_sees_bm25_in_step_with_the_vectors_after_a_kill(tmp_path):
 
 def test_check_notes_a_running_writer_and_finds_lost_vectors(tmp_path):
     from knowledge.health import check
-    from rag.config import Settings
+    from pipelines.config import Settings
 
     with KnowledgeBase.open(tmp_path / "kb", EMB, write=True, create=True) as kb:
         ps = _fill(kb, ["alpha one.", "beta two."])

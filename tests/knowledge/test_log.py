@@ -1,8 +1,8 @@
 import pytest
 
+from knowledge.config import LogConfig
 from knowledge.log import EPOCH, RetrievalLog
 from knowledge.store import PassageStore
-from rag.config import LogConfig
 from rag.types import Answer, Citation, Hit, Passage
 
 DAY = 86400.0

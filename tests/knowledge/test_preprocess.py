@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from knowledge.config import IngestConfig, PreprocessConfig
 from knowledge.preprocess import Preprocessor, pack
 from knowledge.sources import discover, load
-from rag.config import IngestConfig, PreprocessConfig
 from rag.errors import ConfigError
 from rag.types import Block, Document, content_hash
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from knowledge.config import IngestConfig
 from knowledge.sources import discover, load
-from rag.config import IngestConfig
 from rag.errors import SourceError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sources"

@@ -3,8 +3,8 @@ import pytest
 
 import faiss
 
+from knowledge.config import IndexConfig
 from knowledge.vectors import FaissVectorIndex, estimate_memory
-from rag.config import IndexConfig
 
 
 def _unit(n, d=8, seed=0):

@@ -21,8 +21,8 @@ sys.modules.setdefault("torch", None)  # type: ignore[arg-type]
 
 import numpy as np  # noqa: E402
 
+from pipelines.config import Settings  # noqa: E402
 from pipelines.ingest import IngestPipeline  # noqa: E402
-from rag.config import Settings  # noqa: E402
 
 
 class HashEmbedder:

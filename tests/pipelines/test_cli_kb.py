@@ -14,8 +14,8 @@ import pytest
 
 from pipelines.cli import build_parser, main
 from pipelines.cli.kb import skipped_lines
+from pipelines.config import Settings
 from pipelines.kb_admin import reindex, status
-from rag.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "knowledge" / "sample"

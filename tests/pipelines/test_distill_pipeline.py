@@ -12,8 +12,8 @@ from knowledge.distill.facts import is_correct
 from knowledge.kb import KnowledgeBase, release_lock
 from knowledge.log import RetrievalLog
 from pipelines.cli import main
+from pipelines.config import Settings
 from pipelines.distill import DistillRound, is_due
-from rag.config import Settings
 from rag.generate import HFGenerator
 from rag.types import Answer, Hit, Passage, content_hash
 

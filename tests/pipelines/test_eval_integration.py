@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from pipelines.config import Settings
 from pipelines.evaluate import EvalJob
-from rag.config import Settings
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "eval"
 pytestmark = [pytest.mark.slow, pytest.mark.integration]

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from pipelines.cli import eval as cli_eval
+from pipelines.config import Settings
 from pipelines.evaluate.data import load_dataset, read_jsonl
 from pipelines.evaluate import EvalJob, JobFileError, recovery_ratio
-from rag.config import Settings
 from rag.types import Hit, Passage
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "eval"

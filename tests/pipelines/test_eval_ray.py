@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.config import Settings
 from pipelines.evaluate import EvalJob
-from rag.config import Settings
 
 ray = pytest.importorskip("ray")
 pytestmark = [pytest.mark.slow, pytest.mark.integration]

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from knowledge.kb import KnowledgeBase
+from pipelines.config import Settings
 from pipelines.ingest import IngestPipeline
 from pipelines.kb_admin import remove_sources, status
-from rag.config import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SAMPLE = Path(__file__).resolve().parents[2] / "knowledge" / "sample"

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from knowledge.kb import KnowledgeBase
+from pipelines.config import Settings
 from pipelines.kb_admin import status
-from rag.config import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,11 +15,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from knowledge.config import PreprocessConfig
 from knowledge.kb import KnowledgeBase
 from knowledge.preprocess import Preprocessor
+from pipelines.config import Settings
 from pipelines.ingest import IngestPipeline
 from pipelines.kb_admin import plan_removal, remove_sources
-from rag.config import PreprocessConfig, Settings
 from rag.types import Block, Document
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -13,9 +13,9 @@ import pytest
 
 from knowledge.kb import KnowledgeBase
 from pipelines.cli import main
+from pipelines.config import Settings
 from pipelines.ingest import IngestPipeline
 from pipelines.kb_admin import check_kb, repair_kb, status
-from rag.config import Settings
 from rag.errors import KnowledgeBaseError
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from knowledge.log import RetrievalLog
+from pipelines.config import Settings
 from pipelines.qa import QAPipeline
-from rag.config import Settings
 from rag.errors import ContextOverflowError, EmptyKnowledgeBaseError, IndexMismatchError
 from rag.text import content_words
 from rag.types import Filters

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from knowledge.kb import KnowledgeBase
+from pipelines.config import Settings
 from pipelines.ingest import IngestPipeline
-from rag.config import Settings
 
 ray = pytest.importorskip("ray")
 pytestmark = [pytest.mark.slow, pytest.mark.integration]

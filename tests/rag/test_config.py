@@ -1,9 +1,11 @@
+import json
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from rag.config import Settings, load_settings
+from knowledge.config import KBSettings
+from pipelines.config import Settings, load_settings
 from rag.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,3 +57,24 @@ def test_override_is_validated_and_leaves_the_original():
         base.override({"retrieval.k": -1})
     with pytest.raises(ConfigError, match="unknown setting 'retrieval.kk'"):
         base.override({"retrieval.kk": 1})
+
+
+def test_settings_extend_the_kb_settings_and_override_keeps_the_type(tmp_path):
+    assert issubclass(Settings, KBSettings)
+    kb_tables = set(KBSettings.model_fields)
+    assert {"kb", "embedding", "index", "retrieval", "log", "distill"} <= kb_tables
+    assert {"prompt", "generation", "answer", "eval", "serve"}.isdisjoint(kb_tables)
+    changed = Settings().override({"kb.path": "elsewhere", "generation.max_new_tokens": 7, "serve.port": 9})
+    assert type(changed) is Settings
+    assert (changed.kb.path, changed.generation.max_new_tokens, changed.serve.port) == ("elsewhere", 7, 9)
+    # the JSON a background child receives reads back as the same settings
+    handed = tmp_path / "settings.json"
+    handed.write_text(json.dumps(changed.model_dump()))
+    assert load_settings(handed) == changed
+    # the knowledge layer's settings override their own tables only
+    kb = KBSettings().override({"index.type": "hnsw"})
+    assert type(kb) is KBSettings and kb.index.type == "hnsw"
+    with pytest.raises(ConfigError, match="unknown setting 'generation.model'"):
+        kb.override({"generation.model": "x"})
+    with pytest.raises(ConfigError, match="index.type"):
+        kb.override({"index.type": "annoy"})

@@ -9,8 +9,9 @@ import pytest
 
 pytest.importorskip("llama_cpp", reason="the llamacpp extra is not installed: pip install -e '.[llamacpp]'")
 
+from pipelines.config import Settings  # noqa: E402
 from rag.backends import make_generator  # noqa: E402
-from rag.config import GenerationConfig, Settings  # noqa: E402
+from rag.config import GenerationConfig  # noqa: E402
 from rag.errors import ModelLoadError  # noqa: E402
 from rag.llamacpp import LlamaCppGenerator, retyped_gguf  # noqa: E402
 from rag.lora_gguf import GGUF_NAME  # noqa: E402
