@@ -124,14 +124,34 @@ def traffic_settings(settings: Settings) -> Settings:
     return settings.override({"generation.max_new_tokens": TRAFFIC_TOKENS, "answer.style": "extractive"})
 
 
-def traffic(qa: QAPipeline, facts: list[Fact]) -> dict[str, float]:
-    """Users ask every hot fact in its 3 phrasings; returns how often retrieval ranked its document first."""
+def traffic(qa: QAPipeline, facts: list[Fact], cold: list[Fact] = ()) -> dict[str, float]:
+    """Users ask every hot fact in its 3 phrasings, and each ``cold`` fact once (too rarely to be distilled: what
+    users ask about the rest of the KB); returns how often retrieval ranked the hot fact's document first."""
     top1 = 0
     for f in facts:
         for q in f.asked:
             a = qa.ask(q)
             top1 += bool(a.hits) and a.hits[0].passage.title == f.doc
-    return {"asks": 3 * len(facts), "top1_doc": top1 / (3 * len(facts))}
+    for f in cold:
+        qa.ask(f.asked[0])
+    return {"asks": 3 * len(facts), "cold_asks": len(cold), "top1_doc": top1 / (3 * len(facts))}
+
+
+def split_docs(names: list[str], facts: list[Fact], hot_docs: int, hot_per_doc: int, round2_docs: int,
+               cold_docs: int, rng: random.Random) -> dict[str, list[Fact]]:
+    """Hot facts (and the never-asked rest of their documents), round-2 hot facts, one cold fact per cold document
+    (asked once), and the facts of the remaining documents (never asked: the "other" set)."""
+    by_doc = {n: [f for f in facts if f.doc == n] for n in names}
+    out: dict[str, list[Fact]] = {"hot": [], "same_doc": [], "r2": [], "cold": [], "other": []}
+    for n in names[:hot_docs]:
+        attrs = rng.sample(by_doc[n], len(by_doc[n]))
+        out["hot"] += attrs[:hot_per_doc]
+        out["same_doc"] += attrs[hot_per_doc:]
+    out["r2"] = [f for n in names[hot_docs: hot_docs + round2_docs] for f in rng.sample(by_doc[n], hot_per_doc)]
+    start = hot_docs + round2_docs
+    out["cold"] = [by_doc[n][0] for n in names[start: start + cold_docs]]
+    out["other"] = [f for n in names[start + cold_docs:] for f in by_doc[n]]
+    return out
 
 
 def routing(settings: Settings, kb: Path, adapter: str, hot: list[Fact], cold: list[Fact]) -> dict[str, Any]:
@@ -179,6 +199,7 @@ def main() -> None:
     ap.add_argument("--distractors", type=int, default=300, help="SciFact abstracts mixed in (when available)")
     ap.add_argument("--pubmedqa", type=int, default=60)
     ap.add_argument("--round2-docs", type=int, default=6, help="0 = no second round")
+    ap.add_argument("--cold-docs", type=int, default=6, help="documents asked about once (one fact each)")
     ap.add_argument("--routing-n", type=int, default=24, help="hot facts asked in rag and auto mode (+ half as many cold)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="setting override, e.g. distill.epochs=6")
@@ -192,18 +213,9 @@ def main() -> None:
     t_start = time.perf_counter()
     clock = [t_start]
     docs, facts = make_bank(args.entities, args.seed)
-    rng = random.Random(args.seed)
-    names = [d["name"] for d in docs]
-    hot_docs = names[: args.hot_docs]
-    r2_docs = names[args.hot_docs: args.hot_docs + args.round2_docs]
-    by_doc = {n: [f for f in facts if f.doc == n] for n in names}
-    hot, same_doc = [], []
-    for n in hot_docs:
-        attrs = rng.sample(by_doc[n], len(by_doc[n]))
-        hot += attrs[: args.hot_per_doc]
-        same_doc += attrs[args.hot_per_doc:]
-    other = [f for n in names[args.hot_docs + args.round2_docs:] for f in by_doc[n]]
-    r2_hot = [f for n in r2_docs for f in rng.sample(by_doc[n], args.hot_per_doc)]
+    split = split_docs([d["name"] for d in docs], facts, args.hot_docs, args.hot_per_doc, args.round2_docs,
+                       args.cold_docs, random.Random(args.seed))
+    hot, same_doc, other, r2_hot = split["hot"], split["same_doc"], split["other"], split["r2"]
     work = Path(tempfile.mkdtemp(prefix="distill-bench-"))
     corpus = build_corpus(work, docs, facts, args.distractors, args.seed)
     overrides = dict(kv.split("=", 1) for kv in args.set)
@@ -220,7 +232,7 @@ def main() -> None:
     result: dict[str, Any] = {"seed": args.seed, "settings": overrides, "sizes": {k: len(v) for k, v in sets.items()},
                               "hot_facts": len(hot), "docs": len(docs), "distractors": args.distractors}
     stage("ingested", clock)
-    result["traffic"] = traffic(qa, hot)
+    result["traffic"] = traffic(qa, hot, split["cold"])
     stage("traffic asked", clock, result, args.out)
     before = measure(qa, base, sets, per_fact)
     result["pubmedqa_before"] = pubmedqa(base, prompter, args.pubmedqa, args.seed)
@@ -293,9 +305,13 @@ def table(r: dict) -> str:
         lines.append(f"| {name} | {b[f'closed_{name}']['contains']:.3f} | {a[f'closed_{name}']['contains']:.3f} | "
                      f"{b[f'open_{name}']['contains']:.3f} | {a[f'open_{name}']['contains']:.3f} | "
                      f"{n} / {b[f'open_{name}']['n']} |")
-    g = r["round1"]["metrics"].get("gate", {}).get("general")
-    if g:
+    gate = r["round1"]["metrics"].get("gate", {})
+    if gate.get("general"):
+        g = gate["general"]
         lines.append(f"| general (gate) | {g['before']:.3f} | {g['after']:.3f} | - | - | {g['n']} |")
+    if gate.get("rag"):
+        g = gate["rag"]
+        lines.append(f"| cold questions' passages (gate) | - | - | {g['before']:.3f} | {g['after']:.3f} | {g['n']} |")
     if r.get("pubmedqa_before"):
         pb, pa = r["pubmedqa_before"], r["pubmedqa_after"]
         lines.append(f"| pubmedqa | {pb['closed']:.3f} | {pa['closed']:.3f} | {pb['open']:.3f} | {pa['open']:.3f} | "

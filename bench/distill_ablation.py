@@ -7,7 +7,7 @@ closed-book, the same facts open-book with their passage, the general-ability se
 decision), closed-book accuracy on the asked phrasings and on 2 unseen paraphrases per fact with the variant's
 adapter (kept even when the gate refused it), training steps and the round's wall time.
 
-    python bench/distill_ablation.py --entities 8 --hot-docs 3 --hot-per-doc 3 --threads 2
+    python bench/distill_ablation.py --entities 10 --hot-docs 3 --hot-per-doc 3 --cold-docs 7 --threads 2
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.distill import ANSWER_TOKENS, ROOT, answer, build_corpus, items, score, traffic  # noqa: E402
+from bench.distill import ANSWER_TOKENS, ROOT, answer, build_corpus, items, score, split_docs, traffic  # noqa: E402
 from bench.factbank import make_bank  # noqa: E402
 from pipelines.distill import DistillRound  # noqa: E402
 from pipelines.ingest import IngestPipeline  # noqa: E402
@@ -37,6 +37,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "1 phrasing (no wrappers)": {"distill.phrasings": 1},
     "no stating sentence": {"distill.statements": False},
     "no replay / general anchors": {"distill.replay": False},
+    "no RAG anchors": {"distill.rag_anchors": False},
     "rank 4": {"distill.lora_r": 4, "distill.lora_alpha": 8},
     "3 epochs": {"distill.epochs": 3},
     "lr 1e-4": {"distill.learning_rate": 1e-4},
@@ -71,12 +72,13 @@ def table(result: dict[str, Any]) -> str:
         g = gate.get(group)
         return f"{g['before']:.2f} -> {g['after']:.2f}" if g else "-"
 
-    lines = ["| variant | held-out (gate) | open-book (gate) | general (gate) | asked closed | unseen closed | "
-             "examples | steps | round s | promoted |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| variant | held-out (gate) | open-book (gate) | other passages open-book (gate) | general (gate) | "
+             "asked closed | unseen closed | examples | steps | round s | promoted |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in result["variants"].items():
         asked, unseen = (r.get(f"closed_{g}", {}).get("contains") for g in ("asked", "unseen"))
         lines.append(f"| {name} | {pair(r['gate'], 'heldout')} | {pair(r['gate'], 'open')} | "
-                     f"{pair(r['gate'], 'general')} | {asked if asked is None else f'{asked:.2f}'} | "
+                     f"{pair(r['gate'], 'rag')} | {pair(r['gate'], 'general')} | {asked if asked is None else f'{asked:.2f}'} | "
                      f"{unseen if unseen is None else f'{unseen:.2f}'} | {sum(r['examples'].values())} | "
                      f"{r['train'].get('steps', '-')} | {r['wall_s']} | {r['promoted']} |")
     return "\n".join(lines)
@@ -84,9 +86,10 @@ def table(result: dict[str, Any]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--entities", type=int, default=8)
+    ap.add_argument("--entities", type=int, default=10)
     ap.add_argument("--hot-docs", type=int, default=3)
     ap.add_argument("--hot-per-doc", type=int, default=3)
+    ap.add_argument("--cold-docs", type=int, default=6, help="documents asked about once (one fact each)")
     ap.add_argument("--distractors", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", action="append", default=[], help="run only the named variant(s)")
@@ -98,9 +101,9 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
     docs, facts = make_bank(args.entities, args.seed)
-    rng = random.Random(args.seed)
-    hot = [f for d in docs[: args.hot_docs]
-           for f in rng.sample([f for f in facts if f.doc == d["name"]], args.hot_per_doc)]
+    split = split_docs([d["name"] for d in docs], facts, args.hot_docs, args.hot_per_doc, 0, args.cold_docs,
+                       random.Random(args.seed))
+    hot = split["hot"]
     work = Path(tempfile.mkdtemp(prefix="distill-ablation-"))
     corpus = build_corpus(work, docs, facts, args.distractors, args.seed)
     settings = Settings().override({"kb.path": str(work / "kb"), "ingest.show_progress": False,
@@ -109,7 +112,8 @@ def main() -> None:
     base = HFGenerator(settings.generation, adapter="")
     qa = QAPipeline.from_config(settings.override({"answer.style": "extractive"}), generator=base)
     result: dict[str, Any] = {"seed": args.seed, "hot_facts": len(hot), "docs": len(docs),
-                              "distractors": args.distractors, "traffic": traffic(qa, hot), "variants": {}}
+                              "distractors": args.distractors, "traffic": traffic(qa, hot, split["cold"]),
+                              "variants": {}}
     qa.close()
     sets = {"asked": items(hot, "asked"), "unseen": items(hot, "unseen")}
     out = Path(args.out)

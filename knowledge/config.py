@@ -64,7 +64,7 @@ class LogConfig(Section):
 
 
 class DistillConfig(Section):
-    min_hits: float = Field(2.0, ge=0)
+    min_hits: float = Field(3.0, ge=0, description="one cited ask weighs cited_weight (2): hot needs more than one")
     max_passages: int = Field(64, gt=0)
     every_n_queries: int = Field(200, gt=0)
     schedule_in_background: bool = False
@@ -75,6 +75,10 @@ class DistillConfig(Section):
     phrasings: int = Field(3, ge=1, le=3, description="rule-based wrappers of each trained question (1 = as asked)")
     statements: bool = Field(True, description="train the passage sentence that states each fact, too")
     corrections: bool = True
+    rag_questions: int = Field(40, ge=0, description=(
+        "logged questions about passages *not* being distilled whose open-book answers the passage supports: "
+        "every other one is a gate item (RAG on the rest of the KB must not get worse), the rest train anchors"))
+    rag_anchors: bool = Field(True, description="train half of those open-book answers as they are (keeps RAG)")
     lora_r: int = Field(16, gt=0)
     lora_alpha: int = Field(32, gt=0)
     lora_dropout: float = Field(0.0, ge=0, lt=1)

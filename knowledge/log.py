@@ -11,7 +11,7 @@ import hashlib
 import math
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from knowledge.config import LogConfig
@@ -139,6 +139,25 @@ class RetrievalLog:
         for pid, query in rows:
             if query not in out[pid]:
                 out[pid].append(query)
+        return out
+
+    def top_questions(self, exclude: Collection[str] = (), limit: int = 40) -> dict[str, list[str]]:
+        """Up to ``limit`` logged questions (newest first) by the passage they ranked first, passages in
+        ``exclude`` left out: what users ask about the rest of the knowledge base."""
+        out: dict[str, list[str]] = {}
+        if limit <= 0:
+            return out
+        rows = self.store.conn.execute(
+            "SELECT h.passage_id, a.query FROM ask_hits h JOIN asks a ON a.id = h.ask_id "
+            "WHERE a.query IS NOT NULL AND h.rank = 1 ORDER BY a.ts DESC")
+        taken = 0
+        for pid, query in rows:
+            if pid in exclude or query in out.get(pid, ()):
+                continue
+            out.setdefault(pid, []).append(query)
+            taken += 1
+            if taken >= limit:
+                break
         return out
 
     def corrections(self) -> list[tuple[str, str, str]]:

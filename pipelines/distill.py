@@ -18,8 +18,8 @@ from typing import Any
 from knowledge.distill import gate
 from knowledge.distill.adapters import AdapterRegistry, new_adapter_id
 from knowledge.files import write_json_atomic
-from knowledge.distill.data import (GateItem, Prompter, build_dataset, gate_items, general_set, read_jsonl, teach,
-                                    write_jsonl)
+from knowledge.distill.data import (GateItem, Prompter, build_dataset, gate_items, general_set, rag_gate_items,
+                                    rag_split, read_jsonl, teach, write_jsonl)
 from knowledge.distill.facts import Fact, is_correct
 from knowledge.distill.select import select_hot
 from knowledge.distill.train import train_lora
@@ -113,13 +113,21 @@ class DistillRound:
             return DistillReport(False, None, reason=f"the teacher's answers about {len(chosen)} hot passages are "
                                                      "not supported by them: nothing reliable to learn",
                                  passages=len(chosen))
+        others = self._rag_facts(kb, log, prompter, {p.id for p in chosen})
         adapter_id = new_adapter_id()
         tmp = registry.new_temp(adapter_id)
         try:
-            return self._train_and_gate(registry, log, prompter, chosen, facts, adapter_id, tmp)
+            return self._train_and_gate(registry, log, prompter, chosen, facts, others, adapter_id, tmp)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+    def _rag_facts(self, kb: KnowledgeBase, log: RetrievalLog, prompter: Prompter,
+                   chosen: set[str]) -> list[tuple[Fact, Passage]]:
+        """Supported open-book answers to what users ask about the rest of the KB (not being distilled)."""
+        asked = log.top_questions(exclude=chosen, limit=self.config.rag_questions)
+        found = kb.store.get_passages(list(asked))
+        return [(f, found[f.passage_id]) for f in teach(prompter, list(found.values()), asked)]
 
     def _teacher(self) -> HFGenerator:
         if self.generator is None:
@@ -127,10 +135,13 @@ class DistillRound:
         return self.generator
 
     def _train_and_gate(self, registry: AdapterRegistry, log: RetrievalLog, prompter: Prompter,
-                        chosen: list[Passage], facts: list[Fact], adapter_id: str, tmp: Path) -> DistillReport:
+                        chosen: list[Passage], facts: list[Fact], others: list[tuple[Fact, Passage]],
+                        adapter_id: str, tmp: Path) -> DistillReport:
         cfg, gen_cfg = self.config, self.settings.generation
         parent = registry.active_path()
+        asked, anchors = rag_split(others)
         items = self._gate_items(prompter, chosen, facts, parent)
+        items += rag_gate_items(prompter, [f for f, _ in asked], {p.id: p for _, p in asked})
         write_jsonl([i for i in items if i.group in ("heldout", "retained")], tmp / "gate.jsonl")
         current = HFGenerator(gen_cfg, adapter=str(parent)) if parent else self._teacher()
         answers = gate.answer_all(current, items)  # "before", answered once
@@ -139,7 +150,7 @@ class DistillRound:
         known = None if parent else {it.question: a for it, a in zip(items, answers, strict=True)
                                      if it.group == "general"}
         examples = build_dataset(prompter, chosen, facts, cfg, previous=parent, corrections=log.corrections(),
-                                 general=self.general, general_answers=known)
+                                 general=self.general, general_answers=known, rag=anchors)
         data_hash = write_jsonl(examples, tmp / "train.jsonl")
         trained = train_lora(examples, cfg, gen_cfg, tmp, on_step=self.on_step, progress=self.progress)
         after = gate.grade(HFGenerator(gen_cfg, adapter=str(tmp)), items)

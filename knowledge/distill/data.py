@@ -152,6 +152,25 @@ def gate_items(prompter: Prompter, facts: Sequence[Fact], passages: Mapping[str,
     return items
 
 
+def rag_split(facts: Sequence[Fact]) -> tuple[list[Fact], list[Fact]]:
+    """Facts about passages not being distilled, split ``(gate, anchors)``: every other one is asked at the gate,
+    the rest are trained as they are; the two never share a question."""
+    return list(facts[0::2]), list(facts[1::2])
+
+
+def rag_gate_items(prompter: Prompter, facts: Sequence[Fact], passages: Mapping[str, Passage]) -> list[GateItem]:
+    """Open-book questions about the rest of the knowledge base, answered right before the round (group "rag")."""
+    return [GateItem("rag", prompter.open(f.questions[0], [passages[f.passage_id]]), f.spans, f.passage_id,
+                     f.questions[0]) for f in facts]
+
+
+def rag_examples(prompter: Prompter, facts: Sequence[Fact], passages: Mapping[str, Passage]) -> list[Example]:
+    """The model's own supported open-book answers about passages not being distilled, trained as they are: RAG
+    on the rest of the knowledge base is part of what the adapter must keep."""
+    return [Example("rag", prompter.open(q, [passages[f.passage_id]]), f.answer, f.passage_id, q)
+            for f in facts for q in f.questions]
+
+
 # ---- replay and general knowledge --------------------------------------------------------------------------------
 
 
@@ -191,8 +210,10 @@ def build_dataset(
     prompter: Prompter, passages: Sequence[Passage], facts: Sequence[Fact], config: DistillConfig, *,
     previous: Path | None = None, corrections: Iterable[tuple[str, str, str]] = (),
     general: Sequence[tuple[str, tuple[str, ...]]] = (), general_answers: Mapping[str, str] | None = None,
+    rag: Sequence[tuple[Fact, Passage]] = (),
 ) -> list[Example]:
-    """Every example of a round, shuffled with ``config.seed``: facts, replay, general anchors, corrections."""
+    """Every example of a round, shuffled with ``config.seed``: facts, replay, general and RAG anchors (``rag``:
+    supported open-book answers about other passages), corrections."""
     by_id = {p.id: p for p in passages}
     examples = [e for f in facts for e in fact_examples(prompter, f, by_id[f.passage_id],
                                                         phrasings=config.phrasings, statements=config.statements)]
@@ -200,6 +221,8 @@ def build_dataset(
         examples += replay_examples(previous)
         n_general = max(1, round(config.general_ratio * len(examples)))
         examples += general_examples(prompter, general, general_answers)[:n_general]
+    if config.rag_anchors:
+        examples += rag_examples(prompter, [f for f, _ in rag], {p.id: p for _, p in rag})
     if config.corrections:
         examples += correction_examples(prompter, corrections)
     random.Random(config.seed).shuffle(examples)

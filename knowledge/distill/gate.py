@@ -25,11 +25,11 @@ from knowledge.distill.data import GateItem
 from knowledge.distill.facts import is_correct
 
 GAIN_GROUP = "heldout"
-REGRESSION_GROUPS = ("open", "general", "retained")
+REGRESSION_GROUPS = ("open", "rag", "general", "retained")
 # RAG answers the product gave right must stay right ("the adapter must never make RAG worse"): a net loss there
 # beyond ``max_regression`` refuses on the paired count itself, however few the items; the other groups are
 # samples of a wider ability, and refuse on a significant fall
-STRICT_GROUPS = ("open",)
+STRICT_GROUPS = ("open", "rag")
 ANSWER_TOKENS = 32
 
 

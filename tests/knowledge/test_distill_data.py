@@ -1,7 +1,8 @@
 """Training data and gate items from logged questions, with a teacher whose answers are exactly predictable."""
 
 from knowledge.config import DistillConfig
-from knowledge.distill.data import Prompter, build_dataset, fact_examples, gate_items, held_out, teach
+from knowledge.distill.data import (Prompter, build_dataset, fact_examples, gate_items, held_out, rag_gate_items,
+                                    rag_split, teach)
 from rag.types import Passage, content_hash
 
 TEXT = ("Zolshigar is a village. Zolshigar was built on the banks of the River Votordra. "
@@ -69,6 +70,19 @@ def test_phrasings_and_statements_settings_shape_a_facts_examples():
     assert len(asked) == 1 and asked[0].prompt == prompter.closed("Which river flows through Zolshigar?")
     assert {e.kind for e in plain} == {"question", "open"}
     assert len([e for e in full if e.kind == "question"]) == 3
+
+
+def test_rag_anchors_and_rag_gate_items_never_share_a_question():
+    prompter, facts = _facts()
+    gate_facts, anchors = rag_split(facts)
+    assert gate_facts and anchors and not {q for f in gate_facts for q in f.questions} & {
+        q for f in anchors for q in f.questions}
+    items = rag_gate_items(prompter, gate_facts, {PASSAGE.id: PASSAGE})
+    assert {i.group for i in items} == {"rag"} and all(PASSAGE.text[:40] in i.prompt for i in items)
+    examples = build_dataset(prompter, [PASSAGE], [], DistillConfig(replay=False), rag=[(f, PASSAGE) for f in anchors])
+    assert {e.kind for e in examples} == {"rag"} and {e.answer for e in examples} == {f.answer for f in anchors}
+    assert not build_dataset(prompter, [PASSAGE], [], DistillConfig(replay=False, rag_anchors=False),
+                             rag=[(f, PASSAGE) for f in anchors])
 
 
 def test_general_anchors_replay_only_what_the_base_model_got_right():

@@ -51,6 +51,9 @@ def test_any_net_loss_of_open_book_answers_refuses_however_few_the_items():
     ok, reason = decide({"heldout": GroupResult(100, 0.0, 0.93, 93, 0), "open": GroupResult(36, 0.9, 0.9, 1, 1)},
                         _cfg())
     assert ok, reason  # one lost, one gained: no net loss
+    ok, reason = decide({"heldout": GroupResult(100, 0.0, 0.93, 93, 0), "rag": GroupResult(20, 1.0, 0.95, 0, 1)},
+                        _cfg())
+    assert not ok and "rag fell 1.000 -> 0.950" in reason  # RAG on the rest of the KB: one lost answer refuses
 
 
 def test_an_insignificant_wobble_in_a_regression_group_does_not_refuse():

@@ -67,3 +67,14 @@ def test_questions_for_passages(store):
     log.record(_answer("a1", "first?", ["p1"]), ts=EPOCH)
     log.record(_answer("a2", "second?", ["p1", "p2"]), ts=EPOCH + 1)
     assert log.questions_for(["p1", "p2"]) == {"p1": ["first?", "second?"], "p2": ["second?"]}
+
+
+def test_top_questions_are_by_first_ranked_passage_newest_first_without_excluded_ones(store):
+    log = RetrievalLog(store, LogConfig())
+    log.record(_answer("a1", "old?", ["p1", "p2"]), ts=EPOCH)
+    log.record(_answer("a2", "hot?", ["p3", "p1"]), ts=EPOCH + 1)
+    log.record(_answer("a3", "new?", ["p1"]), ts=EPOCH + 2)
+    log.record(_answer("a4", "other?", ["p2"]), ts=EPOCH + 3)
+    assert log.top_questions(exclude={"p3"}) == {"p2": ["other?"], "p1": ["new?", "old?"]}  # p1 at rank 2 not
+    assert log.top_questions(exclude={"p3"}, limit=2) == {"p2": ["other?"], "p1": ["new?"]}
+    assert log.top_questions(limit=0) == {}
