@@ -187,7 +187,9 @@ def worker(args: argparse.Namespace) -> dict:
         rows = pipeline_asks(gen, args.pipeline, args.n, args.max_new_tokens)
     else:
         rows = time_asks(stream, build_prompts(gen, args.n, args.tokens))
-    out = {"backend": args.worker, "gguf_type": args.gguf_type, "n_batch": args.n_batch, "threads": args.threads,
+    shipped = args.worker == "raw-default"  # the bundled file as shipped, llama-cpp-python's own defaults
+    out = {"backend": args.worker, "gguf_type": "Q4_1 (shipped)" if shipped else args.gguf_type,
+           "n_batch": "default" if shipped else args.n_batch, "threads": "default" if shipped else args.threads,
            "load_s": load_s, "rows": rows}
     if args.worker == "transformers":
         out.update(gguf_type="-", n_batch="-", prefill_bf16=gen.prefill_bf16)
