@@ -144,20 +144,17 @@ class RetrievalLog:
     def top_questions(self, exclude: Collection[str] = (), limit: int = 40) -> dict[str, list[str]]:
         """Up to ``limit`` logged questions (newest first) by the passage they ranked first, passages in
         ``exclude`` left out: what users ask about the rest of the knowledge base."""
-        out: dict[str, list[str]] = {}
         if limit <= 0:
-            return out
+            return {}
+        skip = list(exclude)
+        where = f" AND h.passage_id NOT IN ({','.join('?' * len(skip))})" if skip else ""
         rows = self.store.conn.execute(
             "SELECT h.passage_id, a.query FROM ask_hits h JOIN asks a ON a.id = h.ask_id "
-            "WHERE a.query IS NOT NULL AND h.rank = 1 ORDER BY a.ts DESC")
-        taken = 0
+            f"WHERE a.query IS NOT NULL AND h.rank = 1{where} "
+            "GROUP BY h.passage_id, a.query ORDER BY MAX(a.ts) DESC LIMIT ?", [*skip, limit])
+        out: dict[str, list[str]] = {}
         for pid, query in rows:
-            if pid in exclude or query in out.get(pid, ()):
-                continue
             out.setdefault(pid, []).append(query)
-            taken += 1
-            if taken >= limit:
-                break
         return out
 
     def corrections(self) -> list[tuple[str, str, str]]:
