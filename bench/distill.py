@@ -74,6 +74,17 @@ def build_corpus(work: Path, docs: list[dict], facts: list[Fact], distractors: i
     return corpus
 
 
+def ingest_bank(work: Path, docs: list[dict], facts: list[Fact], distractors: int, seed: int,
+                overrides: dict[str, Any] | None = None) -> Settings:
+    """The bench's KB under ``work``: the bank, the distractors and the sample corpus; returns its settings."""
+    corpus = build_corpus(work, docs, facts, distractors, seed)
+    settings = Settings().override({"kb.path": str(work / "kb"), "ingest.show_progress": False,
+                                    "generation.max_new_tokens": ANSWER_TOKENS, "retrieval.k": 3})
+    settings = settings.override(overrides, "--set") if overrides else settings
+    IngestPipeline.from_config(settings).run([str(corpus), str(ROOT / "knowledge" / "sample")])
+    return settings
+
+
 def answer(gen: HFGenerator, prompts: list[str]) -> list[str]:
     out: list[str] = []
     for i in range(0, len(prompts), 16):
@@ -217,12 +228,9 @@ def main() -> None:
                        args.cold_docs, random.Random(args.seed))
     hot, same_doc, other, r2_hot = split["hot"], split["same_doc"], split["other"], split["r2"]
     work = Path(tempfile.mkdtemp(prefix="distill-bench-"))
-    corpus = build_corpus(work, docs, facts, args.distractors, args.seed)
     overrides = dict(kv.split("=", 1) for kv in args.set)
-    settings = Settings().override({"kb.path": str(work / "kb"), "ingest.show_progress": False,
-                                    "generation.max_new_tokens": ANSWER_TOKENS, "retrieval.k": 3})
-    settings = settings.override({k: json.loads(v) for k, v in overrides.items()}, "--set") if overrides else settings
-    IngestPipeline.from_config(settings).run([str(corpus), str(ROOT / "knowledge" / "sample")])
+    settings = ingest_bank(work, docs, facts, args.distractors, args.seed,
+                           {k: json.loads(v) for k, v in overrides.items()})
     per_fact = {"asked": 3, "unseen": 2, "same_doc": 1, "other": 2}
     sets = {"asked": items(hot, "asked"), "unseen": items(hot, "unseen"), "same_doc": items(same_doc, "asked", 1),
             "other": items(other, "asked", 2)}

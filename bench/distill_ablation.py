@@ -24,10 +24,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.distill import ANSWER_TOKENS, ROOT, answer, build_corpus, items, score, split_docs, traffic  # noqa: E402
+from bench.distill import answer, ingest_bank, items, score, split_docs, traffic  # noqa: E402
 from bench.factbank import make_bank  # noqa: E402
 from pipelines.distill import DistillRound  # noqa: E402
-from pipelines.ingest import IngestPipeline  # noqa: E402
 from pipelines.qa import QAPipeline  # noqa: E402
 from pipelines.config import Settings  # noqa: E402
 from rag.generate import HFGenerator  # noqa: E402
@@ -105,10 +104,7 @@ def main() -> None:
                        random.Random(args.seed))
     hot = split["hot"]
     work = Path(tempfile.mkdtemp(prefix="distill-ablation-"))
-    corpus = build_corpus(work, docs, facts, args.distractors, args.seed)
-    settings = Settings().override({"kb.path": str(work / "kb"), "ingest.show_progress": False,
-                                    "generation.max_new_tokens": ANSWER_TOKENS, "retrieval.k": 3})
-    IngestPipeline.from_config(settings).run([str(corpus), str(ROOT / "knowledge" / "sample")])
+    settings = ingest_bank(work, docs, facts, args.distractors, args.seed)
     base = HFGenerator(settings.generation, adapter="")
     qa = QAPipeline.from_config(settings.override({"answer.style": "extractive"}), generator=base)
     result: dict[str, Any] = {"seed": args.seed, "hot_facts": len(hot), "docs": len(docs),
