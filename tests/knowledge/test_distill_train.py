@@ -78,3 +78,34 @@ def test_jsonl_round_trip_and_hash_changes_with_content(tmp_path, generator):
     (tmp_path / "c.jsonl").write_text('{"kind": "x"}\n')
     with pytest.raises(ValueError, match="c.jsonl:1"):
         read_jsonl(tmp_path / "c.jsonl")
+
+
+def test_answer_loss_equals_the_models_own_loss_and_passes_accumulate_the_same_gradient(generator):
+    """The LM head on answer positions only, and token-bounded passes, must not change the step."""
+    from knowledge.config import DistillConfig
+    from knowledge.distill.train import answer_loss, collate, lora_model, micro_batches, train_step
+    from rag.generate import load_base
+
+    prompter = Prompter(generator)
+    rows = encode(_examples(prompter), generator.tokenizer, 128)
+    rows = [rows[0], rows[1], (rows[0][0] * 3, [IGNORE] * len(rows[0][0]) * 2 + rows[0][1])]  # one long row
+    base, tokenizer = load_base(generator.config)
+    torch.manual_seed(0)
+    model = lora_model(base, DistillConfig(lora_r=4, lora_alpha=8), None)
+    for name, p in model.named_parameters():  # a non-zero B, so the LoRA gradient of A is not zero either
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.02)
+    batch = collate(rows, tokenizer.pad_token_id)
+    with torch.no_grad():
+        assert float(answer_loss(model, batch)) == pytest.approx(float(model(**batch).loss), rel=1e-5)
+
+    def grads(max_tokens):
+        model.zero_grad()
+        loss = train_step(model, rows, tokenizer.pad_token_id, max_tokens)
+        return loss, [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    assert len(micro_batches(rows, 64)) > 1 and len(micro_batches(rows, 10_000)) == 1
+    one_loss, one = grads(10_000)
+    split_loss, split = grads(64)
+    assert split_loss == pytest.approx(one_loss, rel=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-6, rtol=1e-4) for a, b in zip(one, split))
