@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +42,7 @@ from knowledge.distill.data import Prompter, general_set  # noqa: E402
 from knowledge.distill.facts import is_correct  # noqa: E402
 from rag.text import normalise  # noqa: E402
 from pipelines.config import Settings  # noqa: E402
-from pipelines.distill import DistillRound  # noqa: E402
+from pipelines.distill import DistillReport, DistillRound  # noqa: E402
 from pipelines.ingest import IngestPipeline  # noqa: E402
 from pipelines.qa import QAPipeline  # noqa: E402
 from rag.generate import HFGenerator  # noqa: E402
@@ -215,6 +217,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="setting override, e.g. distill.epochs=6")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default; 1 on a busy box)")
+    ap.add_argument("--in-process", action="store_true",
+                    help="run rounds in this process (default: `rag distill --json` in a child, to measure its RSS)")
     ap.add_argument("--out", default="bench/results/distill.json")
     args = ap.parse_args()
     if args.threads:
@@ -245,10 +249,8 @@ def main() -> None:
     before = measure(qa, base, sets, per_fact)
     result["pubmedqa_before"] = pubmedqa(base, prompter, args.pubmedqa, args.seed)
     stage("measured before", clock, result | {"before": before}, args.out)
-    t0 = time.perf_counter()
-    report = DistillRound(settings, generator=base, progress=False).run()
-    result["round1"] = report.to_dict() | {"wall_s": round(time.perf_counter() - t0, 1),
-                                           "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+    report, cost = run_round(settings, work, base, args.in_process)
+    result["round1"] = report.to_dict() | cost
     adapter = str(work / "kb" / "adapters" / report.adapter) if report.adapter else ""
     stage(f"round 1: {report.reason}", clock, result | {"before": before}, args.out)
     adapted = HFGenerator(settings.generation, adapter=adapter) if adapter else base
@@ -263,7 +265,7 @@ def main() -> None:
         result["routing"] = routing(settings, work / "kb", adapter, hot[: args.routing_n], other[: args.routing_n // 2])
     stage("routing measured", clock, result, args.out)
     if args.round2_docs and report.promoted:
-        result["round2"] = second_round(settings, work / "kb", base, hot, r2_hot)
+        result["round2"] = second_round(settings, work / "kb", base, hot, r2_hot, args.in_process)
         stage("round 2 measured", clock)
     result["total_s"] = round(time.perf_counter() - t_start, 1)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -274,7 +276,8 @@ def main() -> None:
     print(text)
 
 
-def second_round(settings: Settings, kb: Path, base: HFGenerator, r1: list[Fact], r2: list[Fact]) -> dict[str, Any]:
+def second_round(settings: Settings, kb: Path, base: HFGenerator, r1: list[Fact], r2: list[Fact],
+                 in_process: bool) -> dict[str, Any]:
     """New hot facts, a second round; accuracy on round-1 facts (asked phrasings) before and after it."""
     qa = QAPipeline.from_config(traffic_settings(settings), kb=kb, generator=base)
     traffic(qa, r2)
@@ -283,16 +286,36 @@ def second_round(settings: Settings, kb: Path, base: HFGenerator, r1: list[Fact]
     closed = [qa.builder.build_closed_book(q).text for q, _, _ in r1_items]
     closed2 = [qa.builder.build_closed_book(q).text for q, _, _ in r2_items]
     before = score(answer(first, closed), r1_items)
-    t0 = time.perf_counter()
-    report = DistillRound(settings, generator=base, progress=False).run()
-    wall = round(time.perf_counter() - t0, 1)
+    report, cost = run_round(settings, kb.parent, base, in_process)
     second = HFGenerator(settings.generation, adapter=str(kb / "adapters" / report.adapter))
     after = score(answer(second, closed), r1_items)
     qa.close()
-    return {"report": report.to_dict(), "wall_s": wall, "round1_facts_before": before, "round1_facts_after": after,
+    return {"report": report.to_dict(), **cost, "round1_facts_before": before, "round1_facts_after": after,
             "retention": after["contains"] / before["contains"] if before["contains"] else None,
             "round2_unseen_closed_before": score(answer(first, closed2), r2_items),
             "round2_unseen_closed_after": score(answer(second, closed2), r2_items)}
+
+
+def run_round(settings: Settings, work: Path, base: HFGenerator, in_process: bool) -> tuple[DistillReport, dict]:
+    """One round as users run it, ``rag distill --json`` in its own process, with that process's wall time and peak
+    RSS (``os.wait4``: its own, not this bench's models); ``in_process`` reuses the bench's base model instead."""
+    t0 = time.perf_counter()
+    if in_process:
+        report = DistillRound(settings, generator=base, progress=False).run()
+        return report, {"wall_s": round(time.perf_counter() - t0, 1), "process": "bench (in process)",
+                        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+    config = work / "round-settings.json"
+    config.write_text(json.dumps(settings.model_dump(), default=str))
+    out = work / "round.json"
+    with open(out, "w") as stdout:
+        child = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "--config", str(config), "distill", "--json"],
+                                 stdout=stdout)
+        _, status, usage = os.wait4(child.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"rag distill failed ({status}); see {out}")
+    data = json.loads(out.read_text())
+    return DistillReport(**data), {"wall_s": round(time.perf_counter() - t0, 1), "process": "rag distill (child)",
+                                   "peak_rss_mb": round(usage.ru_maxrss / 1024)}
 
 
 def active_adapter(kb: Path) -> Path:

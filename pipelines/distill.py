@@ -77,6 +77,7 @@ class DistillRound:
         self.general = general_set() if general is None else list(general)
         self.progress = progress
         self.on_step = on_step
+        self.timings: dict[str, float] = {}
 
     def run(self, if_due: bool = False) -> DistillReport:
         start = time.perf_counter()
@@ -107,6 +108,7 @@ class DistillRound:
         if not chosen:
             return DistillReport(False, None, reason=f"no passage with weight >= {self.config.min_hits} that ranked "
                                                      "first for a logged question and is not learnt yet")
+        t0 = time.perf_counter()
         prompter = Prompter(self._teacher(), self.settings.prompt, self.settings.generation.max_new_tokens)
         facts = teach(prompter, chosen, questions)
         if not facts:
@@ -114,6 +116,7 @@ class DistillRound:
                                                      "not supported by them: nothing reliable to learn",
                                  passages=len(chosen))
         others = self._rag_facts(kb, log, prompter, {p.id for p in chosen})
+        self.timings = {"teach_s": round(time.perf_counter() - t0, 1)}
         adapter_id = new_adapter_id()
         tmp = registry.new_temp(adapter_id)
         try:
@@ -144,7 +147,9 @@ class DistillRound:
         items += rag_gate_items(prompter, [f for f, _ in asked], {p.id: p for _, p in asked})
         write_jsonl([i for i in items if i.group in ("heldout", "retained")], tmp / "gate.jsonl")
         current = HFGenerator(gen_cfg, adapter=str(parent)) if parent else self._teacher()
+        t0 = time.perf_counter()
         answers = gate.answer_all(current, items)  # "before", answered once
+        self.timings["gate_before_s"] = round(time.perf_counter() - t0, 1)
         before = [is_correct(a, it.spans) for a, it in zip(answers, items, strict=True)]
         # with no parent the current model is the base: its general answers are the replay anchors too
         known = None if parent else {it.question: a for it, a in zip(items, answers, strict=True)
@@ -153,12 +158,14 @@ class DistillRound:
                                  general=self.general, general_answers=known, rag=anchors)
         data_hash = write_jsonl(examples, tmp / "train.jsonl")
         trained = train_lora(examples, cfg, gen_cfg, tmp, on_step=self.on_step, progress=self.progress)
+        t0 = time.perf_counter()
         after = gate.grade(HFGenerator(gen_cfg, adapter=str(tmp)), items)
+        self.timings["gate_after_s"] = round(time.perf_counter() - t0, 1)
         results = gate.compare(items, before, after)
         promote, reason = gate.decide(results, cfg)
         confidence = gate.confidence(items, after)
         covered = {**(registry.covered() if parent and cfg.replay else {}), **confidence}
-        metrics = {"gate": gate.report(results), "train": asdict(trained), "facts": len(facts),
+        metrics = {"gate": gate.report(results), "train": asdict(trained), "facts": len(facts), "timings": self.timings,
                    "examples": {k: sum(e.kind == k for e in examples) for k in sorted({e.kind for e in examples})}}
         manifest = {
             "id": adapter_id, "base_model": gen_cfg.model, "parent": parent.name if parent else None,
