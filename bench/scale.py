@@ -86,15 +86,19 @@ def index_point(n: int, kind: str, data: np.ndarray, queries: np.ndarray, truth:
     out = subprocess.run([sys.executable, "-c", READER, str(path), config.model_dump_json(), str(qfile)],
                          capture_output=True, text=True, check=True, cwd=ROOT)
     got = json.loads(out.stdout.strip().splitlines()[-1])
+    sidecar = path.with_suffix(".f16")
     recall = np.mean([len(set(g) & set(t.tolist())) / K for g, t in zip(got["ids"], truth, strict=True)])
     lat = np.array(got["latencies"]) * 1000
     row = {"vectors": n, "kind": got["kind"], "build_s": round(build_s, 2),
-           "file_mb": round(path.stat().st_size / 2**20, 1), "reader_peak_rss_mb": round(got["rss_mb"], 1),
+           "file_mb": round(path.stat().st_size / 2**20, 1), "refine": config.refine if kind == "ivfpq" else 0,
+           "sidecar_mb": round(sidecar.stat().st_size / 2**20, 1) if sidecar.exists() else 0,
+           "reader_peak_rss_mb": round(got["rss_mb"], 1),
            "index_rss_mb": round(got["index_rss_mb"], 1), "load_s": round(got["load_s"], 3),
            "query_p50_ms": round(float(np.median(lat)), 3), "query_p95_ms": round(float(np.percentile(lat, 95)), 3),
            "recall@10": round(float(recall), 4),
            "estimate_ram_mb": round(estimate_memory(kind, n, DIM, config)["ram_bytes"] / 2**20, 1)}
     path.unlink()
+    path.with_suffix(".f16").unlink(missing_ok=True)
     print(json.dumps(row), flush=True)
     return row
 

@@ -55,6 +55,7 @@ class IndexConfig(Section):
     hnsw_ef_search: int = Field(128, gt=0)
     ivf_nlist: int = Field(0, ge=0, description="0 = 4*sqrt(n)")
     ivf_nprobe: int = Field(16, gt=0)
+    refine: int = Field(100, ge=0, description="IVF-PQ: candidates re-scored with exact vectors from disk; 0 = PQ only")
 
 
 class LogConfig(Section):

@@ -5,6 +5,7 @@ Layout::
     kb/manifest.json    format version, embedding model + dimension + normalisation, chunking settings
     kb/kb.sqlite        sources, passages, chunks, retrieval log, feedback (WAL mode)
     kb/vectors.faiss    FAISS index keyed by passages.vector_id
+    kb/vectors.f16      IVF-PQ only: every vector in float16, row = vector_id, for exact re-scoring
     kb/bm25/            bm25s segments
     kb/adapters/        LoRA adapters and the active pointer
     kb/.lock            held by the one writer (ingest, remove, reindex, promotion)
@@ -152,13 +153,13 @@ class KnowledgeBase:
         """An empty FAISS index beside the live one; ``install_vectors`` swaps it in (``rag reindex``)."""
         tmp = self.root / "vectors.new.faiss"
         tmp.unlink(missing_ok=True)
+        tmp.with_suffix(".f16").unlink(missing_ok=True)
         return FaissVectorIndex(tmp, dimension, self.index_config)
 
     def install_vectors(self, index: FaissVectorIndex) -> None:
         """Save ``index`` and atomically make it the KB's vector index."""
         index.save()
-        os.replace(index.path, self.root / VECTORS)
-        index.path = self.root / VECTORS
+        index.move_to(self.root / VECTORS)
         self.__dict__["vectors"] = index
 
     def refresh(self) -> bool:

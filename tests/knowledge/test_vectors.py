@@ -91,3 +91,33 @@ def test_auto_goes_to_ivfpq_past_the_ondisk_threshold_and_estimates_memory(tmp_p
     assert pq["disk_bytes"] >= 56_000_000 and index.memory_estimate()["kind"] == "ivfpq"
     with pytest.raises(ValueError, match="pq_m"):
         FaissVectorIndex(tmp_path / "w.faiss", 30, IndexConfig(type="ivfpq", pq_m=8)).add(np.arange(300), _clustered(300, 30))
+
+
+def test_ivfpq_rescoring_from_the_float16_sidecar_lifts_recall_and_survives_a_missing_sidecar(tmp_path):
+    vectors, queries = _clustered(4000, seed=1), _clustered(60, seed=2)
+    truth = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+
+    def recall(index):
+        found = index.search(queries, 10)[1]
+        return np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)])
+
+    coarse = FaissVectorIndex(tmp_path / "a.faiss", 32, IndexConfig(type="ivfpq", pq_m=4, ivf_nprobe=64, refine=0))
+    coarse.add(np.arange(4000), vectors)
+    config = IndexConfig(type="ivfpq", pq_m=4, ivf_nprobe=64, refine=200)
+    index = FaissVectorIndex(tmp_path / "v.faiss", 32, config)
+    index.add(np.arange(2000), vectors[:2000])
+    index.add(np.arange(2000, 4000), vectors[2000:])  # rows appended by a later add
+    index.save()
+    assert index.sidecar.stat().st_size == 4000 * 32 * 2 and not coarse.sidecar.exists()
+    reader = FaissVectorIndex(tmp_path / "v.faiss", 32, config)
+    exact_recall, pq_recall = recall(reader), recall(coarse)
+    assert exact_recall > 0.95 and exact_recall > pq_recall + 0.1, (exact_recall, pq_recall)
+    scores, ids = reader.search(queries[:1], 5)
+    np.testing.assert_allclose(scores[0], vectors[ids[0]] @ queries[0], atol=2e-3)  # exact scores, best first
+    np.testing.assert_allclose(reader.reconstruct(np.array([7]))[0], vectors[7], atol=2e-3)
+    assert reader.search(queries[:1], 3, allowed=np.array([11, 12]))[1][0, :2].tolist() in ([11, 12], [12, 11])
+    reader.sidecar.unlink()  # an index written before sidecars existed: PQ order, still answers
+    old = FaissVectorIndex(tmp_path / "v.faiss", 32, config)
+    assert abs(recall(old) - pq_recall) < 0.1
+    with_rows, without = (estimate_memory("ivfpq", 1000, 32, c)["disk_bytes"] for c in (config, coarse.config))
+    assert with_rows == without + 1000 * 32 * 2
