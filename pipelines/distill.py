@@ -65,7 +65,7 @@ class DistillRound:
     Example:
         >>> report = DistillRound(settings).run()
         >>> report.promoted, report.reason
-        (True, 'held-out closed-book 0.000 -> 0.800 (+12/-0, p=0.000244); open-book kept; no significant regression')
+        (True, "held-out closed-book 0.000 -> 0.800 (+12/-0, p=0.000244); RAG answers stay the base model's (adapter_scope closed); no significant regression")
     """
 
     def __init__(self, settings: Settings, *, generator: HFGenerator | None = None,
@@ -115,7 +115,8 @@ class DistillRound:
             return DistillReport(False, None, reason=f"the teacher's answers about {len(chosen)} hot passages are "
                                                      "not supported by them: nothing reliable to learn",
                                  passages=len(chosen))
-        others = self._rag_facts(kb, log, prompter, {p.id for p in chosen})
+        # RAG on the rest of the KB is only at stake when the adapter serves prompts with passages
+        others = self._rag_facts(kb, log, prompter, {p.id for p in chosen}) if self._rag_served else []
         self.timings = {"teach_s": round(time.perf_counter() - t0, 1)}
         adapter_id = new_adapter_id()
         tmp = registry.new_temp(adapter_id)
@@ -132,6 +133,10 @@ class DistillRound:
         found = kb.store.get_passages(list(asked))
         return [(f, found[f.passage_id]) for f in teach(prompter, list(found.values()), asked)]
 
+    @property
+    def _rag_served(self) -> bool:
+        return self.settings.generation.adapter_scope == "all"
+
     def _teacher(self) -> HFGenerator:
         if self.generator is None:
             self.generator = HFGenerator(self.settings.generation, adapter="")
@@ -146,7 +151,7 @@ class DistillRound:
         items = self._gate_items(prompter, chosen, facts, parent)
         items += rag_gate_items(prompter, [f for f, _ in asked], {p.id: p for _, p in asked})
         write_jsonl([i for i in items if i.group in ("heldout", "retained")], tmp / "gate.jsonl")
-        current = HFGenerator(gen_cfg, adapter=str(parent)) if parent else self._teacher()
+        current = HFGenerator(gen_cfg, adapter=str(parent), base=self._teacher()) if parent else self._teacher()
         t0 = time.perf_counter()
         answers = gate.answer_all(current, items)  # "before", answered once
         self.timings["gate_before_s"] = round(time.perf_counter() - t0, 1)
@@ -158,11 +163,12 @@ class DistillRound:
                                  general=self.general, general_answers=known, rag=anchors)
         data_hash = write_jsonl(examples, tmp / "train.jsonl")
         trained = train_lora(examples, cfg, gen_cfg, tmp, on_step=self.on_step, progress=self.progress)
+        release_memory()  # the trainer's activations and optimizer state: give them back before the next model
         t0 = time.perf_counter()
-        after = gate.grade(HFGenerator(gen_cfg, adapter=str(tmp)), items)
+        after = gate.grade(HFGenerator(gen_cfg, adapter=str(tmp), base=self._teacher()), items)
         self.timings["gate_after_s"] = round(time.perf_counter() - t0, 1)
         results = gate.compare(items, before, after)
-        promote, reason = gate.decide(results, cfg)
+        promote, reason = gate.decide(results, cfg, rag_served=self._rag_served)
         confidence = gate.confidence(items, after)
         covered = {**(registry.covered() if parent and cfg.replay else {}), **confidence}
         metrics = {"gate": gate.report(results), "train": asdict(trained), "facts": len(facts), "timings": self.timings,
@@ -184,6 +190,18 @@ class DistillRound:
             items += [GateItem("retained", i.prompt, i.spans, i.passage_id, i.question)
                       for i in read_jsonl(parent / "gate.jsonl", GateItem)]
         return items
+
+
+def release_memory() -> None:
+    """Collect garbage and ask glibc to return freed heap pages to the OS (a round's peak RSS is what users see)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): the memory is reused by this process anyway
+        pass
 
 
 def maybe_schedule(settings: Settings) -> bool:

@@ -54,11 +54,12 @@ class QAPipeline:
     """
 
     def __init__(self, settings: Settings, kb: KnowledgeBase, embedder: SentenceTransformerEmbedder,
-                 generator: Generator) -> None:
+                 generator: Generator, closed_generator: Generator | None = None) -> None:
         self.settings = settings
         self.kb = kb
         self.embedder = embedder
-        self.generator = generator
+        self.generator = generator  # answers prompts that hold passages
+        self.closed_generator = closed_generator or generator  # answers closed-book (the distilled adapter's path)
         self.retriever = HybridRetriever(settings.retrieval, embedder, kb.vectors, kb.bm25, kb.store)
         self.builder = PromptBuilder(settings.prompt, generator, settings.generation.max_new_tokens)
         self.log = RetrievalLog(kb.store, settings.log)
@@ -81,8 +82,13 @@ class QAPipeline:
             base.close()
             raise EmptyKnowledgeBaseError(f"knowledge base {base.root} is empty; run `rag ingest PATH` first")
         adapter = adapter or settings.generation.adapter or _active_adapter(base.root)
-        generator = generator or make_generator(settings.generation, adapter=adapter)
-        return cls(settings, base, embedder, generator)
+        if generator is not None:
+            return cls(settings, base, embedder, generator)
+        closed = make_generator(settings.generation, adapter=adapter)
+        if not adapter or settings.generation.adapter_scope == "all":
+            return cls(settings, base, embedder, closed)
+        # adapter_scope "closed": passages in the prompt are read by the base model (both load lazily)
+        return cls(settings, base, embedder, make_generator(settings.generation, adapter=""), closed)
 
     def close(self) -> None:
         self.kb.close()
@@ -129,7 +135,7 @@ class QAPipeline:
         """``auto`` mode tries closed-book when the active adapter learnt the top hit with confidence."""
         if self.settings.generation.mode == "closed":
             return "closed"
-        if self.settings.generation.mode == "auto" and hits and self.generator.adapter_id:
+        if self.settings.generation.mode == "auto" and hits and self.closed_generator.adapter_id:
             from knowledge.distill.adapters import AdapterRegistry
 
             if AdapterRegistry(self.kb.root).covers([hits[0].passage.id], self.settings.distill.auto_confidence):
@@ -144,7 +150,7 @@ class QAPipeline:
         """
         from knowledge.distill.facts import key_spans, supported
 
-        text = self.generator.generate(self.builder.build_closed_book(question).text,
+        text = self.closed_generator.generate(self.builder.build_closed_book(question).text,
                                        max_new_tokens=min(48, self.settings.generation.max_new_tokens))
         return text if supported(key_spans(text, question), top.passage.text) else None
 
@@ -152,7 +158,8 @@ class QAPipeline:
                 timings: dict[str, float], t0: float, text: str | None = None, *, style: str | None = None,
                 max_sentences: int | None = None, query: str | None = None) -> AnswerStream:
         first: list[float] = []
-        attempt = Attempt(self.settings.answer, self.grounder if prompt.context else None, self.generator, prompt,
+        generator = self.closed_generator if path == "closed" else self.generator
+        attempt = Attempt(self.settings.answer, self.grounder if prompt.context else None, generator, prompt,
                           query or question, style=style, max_sentences=max_sentences, label=self._label, text=text)
         if text is not None:
             attempt.style = "generative"  # a verified closed-book answer: check its citations, never replace it
@@ -173,9 +180,9 @@ class QAPipeline:
                 timings={**timings, "first_token_s": first[0] if first else 0.0,
                          "total_s": time.perf_counter() - t0},
                 tokens={"prompt": prompt.n_tokens,
-                        "completion": int(self.generator.last_stats.get("completion_tokens", 0))
+                        "completion": int(generator.last_stats.get("completion_tokens", 0))
                         if attempt.generated else 0},
-                model=self.generator.model_id, adapter=self.generator.adapter_id, path=path,
+                model=generator.model_id, adapter=generator.adapter_id, path=path,
                 feedback_sink=self.feedback,
             )
             if log:

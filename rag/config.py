@@ -41,7 +41,7 @@ def validate(model: type[_M], data: dict[str, Any], origin: str) -> _M:
 
 class EmbeddingConfig(Section):
     model: str = "sentence-transformers/all-MiniLM-L6-v2"
-    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "int8"] = "auto"
     batch_size: int = Field(64, gt=0)
     device: str = "cpu"
     query_prefix: str = ""
@@ -99,6 +99,9 @@ class GenerationConfig(Section):
     allow_downloads: bool = False
     cache_dir: str = "~/.cache/rag-knowledge"
     mode: Literal["rag", "auto", "closed"] = "rag"
+    adapter_scope: Literal["closed", "all"] = Field(
+        "closed", description="the distilled adapter answers closed-book questions only (mode closed, or routed by "
+                              "auto); prompts holding passages go to the base model. 'all' = it serves every prompt")
     backend: Literal["transformers", "llamacpp", "openai"] = Field(
         "transformers", description="who generates: transformers (reference), llama.cpp in process, an OpenAI server")
     gguf_type: Literal["source", "Q4_1", "Q8_0", "F16", "BF16", "F32"] = Field(

@@ -90,9 +90,12 @@ def compare(items: Sequence[GateItem], before: Sequence[bool], after: Sequence[b
     return out
 
 
-def decide(results: Mapping[str, GroupResult], config: DistillConfig) -> tuple[bool, str]:
+def decide(results: Mapping[str, GroupResult], config: DistillConfig, rag_served: bool = True) -> tuple[bool, str]:
     """``(promote, reason)``: a significant gain of at least ``min_gain``, no net loss of open-book answers beyond
     ``max_regression``, and no significant regression elsewhere.
+
+    ``rag_served=False`` (``generation.adapter_scope = "closed"``): the adapter never reads passages, RAG answers
+    stay the base model's, so the open-book groups are diagnostics and do not refuse.
 
     Example:
         >>> decide({"heldout": GroupResult(12, 0.0, 0.75, 9, 0)}, DistillConfig())
@@ -109,13 +112,14 @@ def decide(results: Mapping[str, GroupResult], config: DistillConfig) -> tuple[b
         return False, f"{summary}: gain not significant at distill.alpha {config.alpha}"
     for group in REGRESSION_GROUPS:
         r = results.get(group)
-        if r is None or r.n == 0:
+        if r is None or r.n == 0 or (group in STRICT_GROUPS and not rag_served):
             continue
         p_loss = mcnemar_p(r.lost, r.gained)
         if -r.delta > config.max_regression and (group in STRICT_GROUPS or p_loss <= config.alpha):
             return False, (f"{summary}; but {group} fell {r.before:.3f} -> {r.after:.3f} (-{r.lost}/+{r.gained}, "
                            f"p={p_loss:.3g}) beyond distill.max_regression {config.max_regression}")
-    return True, f"{summary}; open-book kept; no significant regression"
+    kept = "open-book kept" if rag_served else "RAG answers stay the base model's (adapter_scope closed)"
+    return True, f"{summary}; {kept}; no significant regression"
 
 
 def confidence(items: Sequence[GateItem], after: Sequence[bool]) -> dict[str, float]:

@@ -56,6 +56,18 @@ def test_any_net_loss_of_open_book_answers_refuses_however_few_the_items():
     assert not ok and "rag fell 1.000 -> 0.950" in reason  # RAG on the rest of the KB: one lost answer refuses
 
 
+def test_with_adapter_scope_closed_open_book_groups_are_diagnostics_but_general_still_refuses():
+    # this session's 40-fact round: open-book 39 -> 34 of 39 with the adapter; it never reads passages in scope closed
+    results = {"heldout": GroupResult(106, 0.0, 0.8774, 93, 0), "open": GroupResult(39, 1.0, 0.8718, 0, 5),
+               "general": GroupResult(150, 0.4267, 0.4533, 19, 15)}
+    assert not decide(results, _cfg())[0]
+    ok, reason = decide(results, _cfg(), rag_served=False)
+    assert ok and "adapter_scope closed" in reason, reason
+    results["general"] = GroupResult(150, 0.45, 0.30, 2, 24)
+    ok, reason = decide(results, _cfg(), rag_served=False)
+    assert not ok and "general fell" in reason
+
+
 def test_an_insignificant_wobble_in_a_regression_group_does_not_refuse():
     # two answers of 100 lost, one gained: -1 point, p = 0.5
     ok, reason = decide({"heldout": GroupResult(20, 0.0, 0.8, 16, 0), "general": GroupResult(100, 0.8, 0.79, 1, 2)},
