@@ -125,8 +125,14 @@ class HFGenerator:
         True
     """
 
-    def __init__(self, config: GenerationConfig, adapter: str | None = None, *, bf16_prefill: bool | None = None) -> None:
+    def __init__(self, config: GenerationConfig, adapter: str | None = None, *, bf16_prefill: bool | None = None,
+                 base: HFGenerator | None = None) -> None:
+        """``base``: another generator of the same model whose loaded weights this one shares (one copy in RAM)."""
         self.config = config
+        if base is not None:
+            if base.config.model != config.model:
+                raise ValueError(f"cannot share {base.config.model}'s weights with a generator of {config.model}")
+            self.__dict__["_base"] = base._base
         if bf16_prefill is None:  # "auto": bf16 prefill only where the CPU has native bf16 (3x faster first token)
             bf16_prefill = config.prefill_dtype == "bfloat16" or (config.prefill_dtype == "auto" and cpu_has_fast_bf16())
         self.bf16_prefill = bf16_prefill
