@@ -100,13 +100,16 @@ def score(preds: list[str], rows: list[Item]) -> dict[str, float]:
     return {"contains": sum(hit) / len(hit), "em": sum(em) / len(em), "n": len(hit)}
 
 
-def measure(qa: QAPipeline, gen: HFGenerator, sets: dict[str, list[Item]], per_fact: dict[str, int]) -> dict[str, Any]:
+def measure(qa: QAPipeline, gen: HFGenerator, sets: dict[str, list[Item]], per_fact: dict[str, int],
+            open_book: bool = True) -> dict[str, Any]:
     """Closed-book scores of every set; open-book (real retrieval, the pipeline's own prompts) on one phrasing per
     fact. The general-ability set is measured by the round's own gate (same prompts, same scoring)."""
     out = {}
     for name, rows in sets.items():
         closed = [qa.builder.build_closed_book(q).text for q, _, _ in rows]
         out[f"closed_{name}"] = score(answer(gen, closed), rows)
+        if not open_book:
+            continue
         first = rows[:: per_fact[name]]
         opened = [qa.builder.build(q, qa.retriever.retrieve(q, None, None)).text for q, _, _ in first]
         out[f"open_{name}"] = score(answer(gen, opened), first)
@@ -217,6 +220,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="setting override, e.g. distill.epochs=6")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default; 1 on a busy box)")
+    ap.add_argument("--before-from", help="reuse the 'before' figures of an earlier result JSON of the same setup "
+                                          "(the base model's answers on the same seeded KB: deterministic)")
     ap.add_argument("--in-process", action="store_true",
                     help="run rounds in this process (default: `rag distill --json` in a child, to measure its RSS)")
     ap.add_argument("--out", default="bench/results/distill.json")
@@ -246,19 +251,34 @@ def main() -> None:
     stage("ingested", clock)
     result["traffic"] = traffic(qa, hot, split["cold"])
     stage("traffic asked", clock, result, args.out)
-    before = measure(qa, base, sets, per_fact)
-    result["pubmedqa_before"] = pubmedqa(base, prompter, args.pubmedqa, args.seed)
+    if args.before_from:  # the base model on the same seeded KB and sets: deterministic, so an earlier run's figures
+        earlier = json.loads(Path(args.before_from).read_text())
+        same = {k: earlier.get(k) == result[k] for k in ("seed", "sizes", "hot_facts", "docs", "distractors")}
+        if not all(same.values()) or earlier["traffic"] != result["traffic"]:
+            raise SystemExit(f"--before-from {args.before_from}: a different setup ({same}, traffic)")
+        before, result["pubmedqa_before"] = earlier["before"], earlier["pubmedqa_before"]
+        result["before_from"] = args.before_from
+    else:
+        before = measure(qa, base, sets, per_fact)
+        result["pubmedqa_before"] = pubmedqa(base, prompter, args.pubmedqa, args.seed)
     stage("measured before", clock, result | {"before": before}, args.out)
     report, cost = run_round(settings, work, base, args.in_process)
     result["round1"] = report.to_dict() | cost
     adapter = str(work / "kb" / "adapters" / report.adapter) if report.adapter else ""
     stage(f"round 1: {report.reason}", clock, result | {"before": before}, args.out)
     adapted = HFGenerator(settings.generation, adapter=adapter) if adapter else base
-    after = measure(qa, adapted, sets, per_fact)
+    # what the product serves: with adapter_scope "closed", prompts holding passages are answered by the base
+    # model, so open-book "after" is "before" (same greedy model, same prompts); only closed-book is re-measured
+    scoped = settings.generation.adapter_scope == "closed"
+    after = measure(qa, adapted, sets, per_fact, open_book=not scoped)
+    pm_after = pubmedqa(adapted, Prompter(adapted, settings.prompt, ANSWER_TOKENS), args.pubmedqa, args.seed)
+    if scoped:
+        after |= {k: v for k, v in before.items() if k.startswith("open_")}
+        if pm_after:
+            pm_after |= {"open_with_adapter": pm_after["open"], "open": result["pubmedqa_before"]["open"]}
     result |= {"timing_note": "wall times on a shared 2-core machine", "before": before, "after": after,
-               "recovery": {g: recovery(before, after, g) for g in ("asked", "unseen", "same_doc")},
-               "pubmedqa_after": pubmedqa(adapted, Prompter(adapted, settings.prompt, ANSWER_TOKENS), args.pubmedqa,
-                                          args.seed)}
+               "adapter_scope": settings.generation.adapter_scope, "pubmedqa_after": pm_after,
+               "recovery": {g: recovery(before, after, g) for g in ("asked", "unseen", "same_doc")}}
     qa.close()
     stage("measured after", clock, result, args.out)
     if adapter:
@@ -298,7 +318,7 @@ def second_round(settings: Settings, kb: Path, base: HFGenerator, r1: list[Fact]
 
 def run_round(settings: Settings, work: Path, base: HFGenerator, in_process: bool) -> tuple[DistillReport, dict]:
     """One round as users run it, ``rag distill --json`` in its own process, with that process's wall time and peak
-    RSS (``os.wait4``: its own, not this bench's models); ``in_process`` reuses the bench's base model instead."""
+    RSS (as the round reports it); ``in_process`` reuses the bench's base model instead."""
     t0 = time.perf_counter()
     if in_process:
         report = DistillRound(settings, generator=base, progress=False).run()
@@ -314,8 +334,10 @@ def run_round(settings: Settings, work: Path, base: HFGenerator, in_process: boo
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"rag distill failed ({status}); see {out}")
     data = json.loads(out.read_text())
+    # the child's own VmHWM; ru_maxrss of a child also counts the forked bench process it was before exec
     return DistillReport(**data), {"wall_s": round(time.perf_counter() - t0, 1), "process": "rag distill (child)",
-                                   "peak_rss_mb": round(usage.ru_maxrss / 1024)}
+                                   "peak_rss_mb": data["metrics"].get("peak_rss_mb"),
+                                   "ru_maxrss_mb": round(usage.ru_maxrss / 1024)}
 
 
 def active_adapter(kb: Path) -> Path:

@@ -172,7 +172,8 @@ class DistillRound:
         confidence = gate.confidence(items, after)
         covered = {**(registry.covered() if parent and cfg.replay else {}), **confidence}
         metrics = {"gate": gate.report(results), "train": asdict(trained), "facts": len(facts), "timings": self.timings,
-                   "examples": {k: sum(e.kind == k for e in examples) for k in sorted({e.kind for e in examples})}}
+                   "examples": {k: sum(e.kind == k for e in examples) for k in sorted({e.kind for e in examples})},
+                   "peak_rss_mb": peak_rss_mb()}
         manifest = {
             "id": adapter_id, "base_model": gen_cfg.model, "parent": parent.name if parent else None,
             "created": time.time(), "passages": covered, "data_hash": data_hash,
@@ -190,6 +191,15 @@ class DistillRound:
             items += [GateItem("retained", i.prompt, i.spans, i.passage_id, i.question)
                       for i in read_jsonl(parent / "gate.jsonl", GateItem)]
         return items
+
+
+def peak_rss_mb() -> float | None:
+    """This process's peak resident memory (Linux ``VmHWM``: reset by exec, unlike ``ru_maxrss``); None elsewhere."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            return next(int(line.split()[1]) / 1024 for line in fh if line.startswith("VmHWM"))
+    except (OSError, StopIteration, ValueError):
+        return None
 
 
 def release_memory() -> None:
