@@ -83,12 +83,15 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--min-requests", type=int, default=4, help="requests per level: max(this, clients)")
     parser.add_argument("--kb", type=Path, help="an existing KB of knowledge/sample to copy instead of ingesting")
+    parser.add_argument("--backend", choices=("transformers", "llamacpp"), default="transformers",
+                        help="generation.backend of the server (llamacpp needs `make llamacpp`)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "serve.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
         tmp = Path(tmp)
         config = tmp / "config.toml"
-        config.write_text(f"[generation]\nmax_new_tokens = {args.max_new_tokens}\n", encoding="utf-8")
+        config.write_text(f"[generation]\nmax_new_tokens = {args.max_new_tokens}\nbackend = \"{args.backend}\"\n",
+                          encoding="utf-8")
         sample = str(ROOT / "knowledge" / "sample")
         if args.kb:
             shutil.copytree(args.kb, tmp / "kb")

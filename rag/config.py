@@ -41,7 +41,7 @@ def validate(model: type[_M], data: dict[str, Any], origin: str) -> _M:
 
 class EmbeddingConfig(Section):
     model: str = "sentence-transformers/all-MiniLM-L6-v2"
-    dtype: Literal["auto", "float32", "bfloat16", "int8"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     batch_size: int = Field(64, gt=0)
     device: str = "cpu"
     query_prefix: str = ""
