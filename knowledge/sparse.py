@@ -178,6 +178,15 @@ class BM25Index:
 
     # ---- search --------------------------------------------------------------------------------------------
 
+    def idf(self, word: str) -> float | None:
+        """BM25 IDF of ``word`` over every live segment (mean over its tokens); None for a stopword."""
+        terms = self.tokenize([word])[0]
+        segments = [s for s in (self.main, *(seg for _, seg in self.deltas)) if s.model is not None]
+        if not terms:
+            return None
+        n_total = sum(len(s.ids) for s in segments)
+        return sum(_idf(sum(s.df(t) for s in segments), n_total) for t in terms) / len(terms)
+
     def search(self, query: str, k: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
         """The ``k`` best ``(passage_id, score)`` pairs, best first; passages outside ``allowed`` are skipped.
 

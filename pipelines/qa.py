@@ -63,7 +63,8 @@ class QAPipeline:
         self.retriever = HybridRetriever(settings.retrieval, embedder, kb.vectors, kb.bm25, kb.store)
         self.builder = PromptBuilder(settings.prompt, generator, settings.generation.max_new_tokens)
         self.log = RetrievalLog(kb.store, settings.log)
-        self.grounder = Grounder(settings.answer, embedder)
+        # coverage weighs question words by the KB's BM25 IDF: "Does X improve Y?" needs X and Y more than "improve"
+        self.grounder = Grounder(settings.answer, embedder, idf=lambda word: self.kb.bm25.idf(word))
         self._checked = False
         self._root: str | None = None
 

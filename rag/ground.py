@@ -16,7 +16,7 @@ Example:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,9 +76,12 @@ class Evidence:
 class Grounder:
     """Support checks, extractive answers and the abstention rule over one embedder."""
 
-    def __init__(self, config: AnswerConfig, embedder: Embedder) -> None:
+    def __init__(self, config: AnswerConfig, embedder: Embedder,
+                 idf: Callable[[str], float | None] | None = None) -> None:
+        """``idf``: the corpus IDF of a word (None: not a topic word); coverage then weighs rare words more."""
         self.config = config
         self.embedder = embedder
+        self.idf = idf
 
     def evidence(self, question: str, context: Sequence[Hit]) -> Evidence:
         """Split every context passage into sentences and embed them together with the question."""
@@ -163,14 +166,20 @@ class Grounder:
         A question about a person's birth year, put to a passage that names the person but not the birth, misses
         "born": the passage is about the topic but does not say the answer.
         """
-        asked = {w[:_PREFIX] for w in content_words(evidence.question) if w not in _ASKING}
-        if not asked:
+        weights: dict[str, float] = {}
+        for w in content_words(evidence.question):
+            if w not in _ASKING:
+                weight = 1.0 if self.idf is None else self.idf(w)
+                if weight:
+                    weights[w[:_PREFIX]] = max(weights.get(w[:_PREFIX], 0.0), weight)
+        total = sum(weights.values())
+        if not total:
             return 1.0
         best = 0.0
         for hit in evidence.context:
             p = hit.passage
             words = {w[:_PREFIX] for w in content_words(f"{p.title} {p.metadata.get('section') or ''} {p.text}")}
-            best = max(best, len(asked & words) / len(asked))
+            best = max(best, sum(v for k, v in weights.items() if k in words) / total)
         return best
 
     def weak(self, evidence: Evidence) -> bool:

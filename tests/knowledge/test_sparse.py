@@ -197,3 +197,13 @@ def test_bad_arguments(tmp_path: Path) -> None:
         index(tmp_path, merge_fraction=0)
     with pytest.raises(ValueError, match="klingon"):
         BM25Index(tmp_path, RetrievalConfig(bm25_stemmer="klingon"))
+
+
+def test_idf_is_global_over_segments_and_none_for_stopwords(tmp_path: Path) -> None:
+    split = index(tmp_path / "a")
+    split.add(DOCS[:3])
+    split.add(DOCS[3:])  # a second segment
+    alpha, zeta, unseen = split.idf("alpha"), split.idf("zeta"), split.idf("omega")
+    assert alpha is not None and zeta is not None and unseen is not None
+    assert unseen > zeta > alpha  # in 0, 1 and 3 of 6 documents
+    assert split.idf("the") is None

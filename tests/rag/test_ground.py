@@ -84,3 +84,13 @@ def test_cut_answer_stops_after_max_sentences_and_at_repeats():
     assert cut_answer("It takes 2 hours. In summ", 2) == ("It takes 2 hours. In summ", False)
     assert cut_answer("One fact here. Two facts here. Three", 0, final=True) == (
         "One fact here. Two facts here. Three", False)
+
+
+def test_coverage_weighs_question_words_by_idf_when_given():
+    """A generic verb the passage words differently counts little next to the rare topic words it does hold."""
+    idf = {"painted": 0.2, "velmora": 3.0, "kiln": 2.0}.get
+    weighted = Grounder(AnswerConfig(), KeywordEmbedder(KEYWORDS), idf=idf)
+    evidence = weighted.evidence("Who painted the Velmora kiln?", CONTEXT)
+    assert weighted.coverage(evidence) == pytest.approx(5.0 / 5.2) and not weighted.weak(evidence)
+    rare = Grounder(AnswerConfig(), KeywordEmbedder(KEYWORDS), idf={"painted": 9.0, "velmora": 1.0, "kiln": 1.0}.get)
+    assert rare.weak(rare.evidence("Who painted the Velmora kiln?", CONTEXT))  # a rare missing word still abstains
