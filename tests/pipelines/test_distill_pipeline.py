@@ -182,22 +182,3 @@ def test_maybe_schedule_starts_one_background_round_only_when_due(tmp_path, monk
     handed = started[0][started[0].index("--config") + 1]
     assert json.loads(open(handed).read())["distill"]["epochs"] == 3  # the child gets these exact settings
 
-
-@pytest.mark.slow
-@pytest.mark.integration
-def test_the_promoted_adapter_answers_closed_book_and_leaves_rag_prompts_to_the_base_model(kb_root, first):
-    from pipelines.qa import QAPipeline
-
-    assert first.promoted, first.reason
-    pipe = QAPipeline.from_config(_settings(kb_root))  # generation.adapter_scope = "closed" (the default)
-    try:
-        assert pipe.generator.adapter_id is None and pipe.closed_generator.adapter_id == first.adapter
-        answer = pipe.ask(QUESTIONS["kiln"][0][0][0], retrieval=False, log=False, style="generative")
-        assert answer.path == "closed" and answer.adapter == first.adapter
-    finally:
-        pipe.close()
-    pipe = QAPipeline.from_config(_settings(kb_root, **{"generation.adapter_scope": "all"}))
-    try:
-        assert pipe.generator is pipe.closed_generator and pipe.generator.adapter_id == first.adapter
-    finally:
-        pipe.close()
