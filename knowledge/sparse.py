@@ -178,10 +178,14 @@ class BM25Index:
 
     # ---- search --------------------------------------------------------------------------------------------
 
+    def _segments(self) -> list[_Segment]:
+        """The main segment and the deltas that hold passages."""
+        return [s for s in (self.main, *(seg for _, seg in self.deltas)) if s.model is not None]
+
     def idf(self, word: str) -> float | None:
         """BM25 IDF of ``word`` over every live segment (mean over its tokens); None for a stopword."""
         terms = self.tokenize([word])[0]
-        segments = [s for s in (self.main, *(seg for _, seg in self.deltas)) if s.model is not None]
+        segments = self._segments()
         if not terms:
             return None
         n_total = sum(len(s.ids) for s in segments)
@@ -195,7 +199,7 @@ class BM25Index:
         if k <= 0:
             raise ValueError(f"k must be greater than 0. Currently, k is {k}")
         terms = self.tokenize([query])[0]
-        segments = [s for s in (self.main, *(seg for _, seg in self.deltas)) if s.model is not None]
+        segments = self._segments()
         if not terms or not segments:
             return []
         weights = self._term_weights(terms, segments)
