@@ -267,23 +267,39 @@ class HFGenerator:
 
     # ---- batch and scoring (evaluation) ---------------------------------------------------------------------
 
-    def generate_batch(self, prompts: Sequence[str], **overrides: Any) -> list[str]:
-        """Greedy (or sampled) answers to many rendered prompts at once, left-padded; same settings as generate."""
+    def generate_batch(self, prompts: Sequence[str], batch_size: int = 16, **overrides: Any) -> list[str]:
+        """Greedy (or sampled) answers to many rendered prompts, same settings as generate, in the given order.
+
+        Prompts run ``batch_size`` at a time, left-padded, shortest first: little padding, and memory bounded by
+        one batch (a KV cache for hundreds of passage prompts at once is gigabytes). The same prompt list always
+        forms the same batches, so its answers are reproducible.
+        """
         if not prompts:
             return []
         max_new, temperature, top_p = self._settings(overrides)
-        batch = self.tokenizer(list(prompts), return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
         sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
-        if temperature > 0:
-            torch.manual_seed(self.config.seed)
+        lengths = [self.count_tokens(p) for p in prompts]
+        order = sorted(range(len(prompts)), key=lambda i: (lengths[i], prompts[i]))
+        out: list[str] = [""] * len(prompts)
+        stats = {"prompt_tokens": sum(lengths), "completion_tokens": 0, "first_token_s": 0.0, "total_s": 0.0}
         start = time.perf_counter()
-        with torch.inference_mode():
-            out = self.model.generate(**batch, max_new_tokens=max_new, pad_token_id=self.tokenizer.pad_token_id, **sampling)
-        new = out[:, batch["input_ids"].shape[1] :]
-        completion = int((~torch.isin(new, torch.tensor(sorted(self._stop_ids)))).sum())
-        self.last_stats = {"prompt_tokens": int(batch["attention_mask"].sum()), "completion_tokens": completion,
-                           "first_token_s": 0.0, "total_s": time.perf_counter() - start}
-        return self.tokenizer.batch_decode(new, skip_special_tokens=True)
+        stops = torch.tensor(sorted(self._stop_ids))
+        for b in range(0, len(order), max(1, batch_size)):
+            chunk = order[b: b + max(1, batch_size)]
+            batch = self.tokenizer([prompts[i] for i in chunk], return_tensors="pt", padding=True, padding_side="left",
+                                   add_special_tokens=False)
+            if temperature > 0:
+                torch.manual_seed(self.config.seed)
+            with torch.inference_mode():
+                ids = self.model.generate(**batch, max_new_tokens=max_new, pad_token_id=self.tokenizer.pad_token_id,
+                                          **sampling)
+            new = ids[:, batch["input_ids"].shape[1]:]
+            stats["completion_tokens"] += int((~torch.isin(new, stops)).sum())
+            for i, text in zip(chunk, self.tokenizer.batch_decode(new, skip_special_tokens=True), strict=True):
+                out[i] = text
+        stats["total_s"] = time.perf_counter() - start
+        self.last_stats = stats
+        return out
 
     def loglikelihood(self, prompt: str, continuation: str) -> float:
         """Sum of the log-probabilities of ``continuation``'s tokens right after the rendered ``prompt``."""

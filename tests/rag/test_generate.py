@@ -79,6 +79,14 @@ def test_generate_batch_matches_single_prompts(generator) -> None:
     assert fp32.generate_batch(prompts, max_new_tokens=12) == [fp32.generate(p, max_new_tokens=12) for p in prompts]
 
 
+def test_generate_batch_in_small_batches_keeps_the_callers_order(generator) -> None:
+    # three prompts of different lengths, two per batch: the batches run shortest first, answers come back in order
+    prompts = [_prompt(generator, QUESTIONS[1]), _prompt(generator, "Name a fruit."), _prompt(generator, "Say hi.")]
+    fp32 = _sibling(generator, dtype="float32", prefill_dtype="float32")
+    assert fp32.generate_batch(prompts, batch_size=2, max_new_tokens=8) == [
+        fp32.generate(p, max_new_tokens=8) for p in prompts]
+
+
 def test_sampling_is_seeded(generator) -> None:
     prompt = _prompt(generator, "Write a word.")
     first = generator.generate(prompt, temperature=1.0, max_new_tokens=12)
