@@ -120,9 +120,10 @@ def held_out(fact: Fact) -> str | None:
 
 
 def fact_examples(prompter: Prompter, fact: Fact, passage: Passage, *, phrasings: int = len(TRAIN_WRAPPERS),
-                  statements: bool = True) -> list[Example]:
+                  statements: bool = True, open_book: bool = True) -> list[Example]:
     """Training examples of one fact (its held-out phrasing excluded): each trained question in ``phrasings``
-    wrappers, the sentence stating it (``statements``), and the question open-book with its passage."""
+    wrappers, the sentence stating it (``statements``), and the question open-book with its passage
+    (``open_book``: only for an adapter that also answers prompts holding passages)."""
     keep = held_out(fact)
     trained = [q for q in fact.questions if q != keep]
     out = [Example("question", prompter.closed(v), fact.answer, fact.passage_id, q)
@@ -136,19 +137,23 @@ def fact_examples(prompter: Prompter, fact: Fact, passage: Passage, *, phrasings
         if cut > 0:
             ask = f"Complete the sentence: {fact.sentence[:cut].rstrip()}"
             out.append(Example("statement", prompter.closed(ask), fact.sentence[cut:].strip(), fact.passage_id, ask))
-    out += [Example("open", prompter.open(q, [passage]), fact.answer, fact.passage_id, q) for q in trained[:1]]
+    if open_book:
+        out += [Example("open", prompter.open(q, [passage]), fact.answer, fact.passage_id, q) for q in trained[:1]]
     return out
 
 
-def gate_items(prompter: Prompter, facts: Sequence[Fact], passages: Mapping[str, Passage]) -> list[GateItem]:
-    """Held-out closed-book phrasings of each fact, and the same questions open-book (RAG must not get worse)."""
+def gate_items(prompter: Prompter, facts: Sequence[Fact], passages: Mapping[str, Passage],
+               open_book: bool = True) -> list[GateItem]:
+    """Held-out closed-book phrasings of each fact, and (``open_book``) the same questions open-book: RAG with the
+    adapter must not get worse."""
     items = []
     for f in facts:
         keep = held_out(f)
         probes = ([keep] if keep else []) + [v for q in f.questions for v in rephrase(q, PROBE_WRAPPERS)][:2]
         items += [GateItem("heldout", prompter.closed(q), f.spans, f.passage_id, q) for q in probes]
         q = keep or f.questions[0]
-        items.append(GateItem("open", prompter.open(q, [passages[f.passage_id]]), f.spans, f.passage_id, q))
+        if open_book:
+            items.append(GateItem("open", prompter.open(q, [passages[f.passage_id]]), f.spans, f.passage_id, q))
     return items
 
 
@@ -193,12 +198,14 @@ def general_examples(prompter: Prompter, general: Sequence[tuple[str, tuple[str,
             if any(is_correct(clean_answer(answers[q]), (g,)) for g in gold)]
 
 
-def replay_examples(previous: Path | None) -> list[Example]:
-    """Every fact example the active adapter was trained on (earlier rounds), so a new round does not forget them."""
+def replay_examples(previous: Path | None, open_book: bool = True) -> list[Example]:
+    """Every fact example the active adapter was trained on (earlier rounds), so a new round does not forget them;
+    without ``open_book``, not those with passages in the prompt."""
     if previous is None or not (previous / "train.jsonl").is_file():
         return []
+    skip = {"general", "correction"} | (set() if open_book else {"open", "rag"})
     return [Example("replay", e.prompt, e.answer, e.passage_id, e.question)
-            for e in read_jsonl(previous / "train.jsonl") if e.kind not in ("general", "correction")]
+            for e in read_jsonl(previous / "train.jsonl") if e.kind not in skip]
 
 
 def correction_examples(prompter: Prompter, corrections: Iterable[tuple[str, str, str]]) -> list[Example]:
@@ -210,15 +217,17 @@ def build_dataset(
     prompter: Prompter, passages: Sequence[Passage], facts: Sequence[Fact], config: DistillConfig, *,
     previous: Path | None = None, corrections: Iterable[tuple[str, str, str]] = (),
     general: Sequence[tuple[str, tuple[str, ...]]] = (), general_answers: Mapping[str, str] | None = None,
-    rag: Sequence[tuple[Fact, Passage]] = (),
+    rag: Sequence[tuple[Fact, Passage]] = (), open_book: bool = True,
 ) -> list[Example]:
     """Every example of a round, shuffled with ``config.seed``: facts, replay, general and RAG anchors (``rag``:
-    supported open-book answers about other passages), corrections."""
+    supported open-book answers about other passages), corrections. ``open_book=False``: no fact is trained with
+    its passage in the prompt (an adapter that only answers closed-book; those examples are most of the tokens)."""
     by_id = {p.id: p for p in passages}
     examples = [e for f in facts for e in fact_examples(prompter, f, by_id[f.passage_id],
-                                                        phrasings=config.phrasings, statements=config.statements)]
+                                                        phrasings=config.phrasings, statements=config.statements,
+                                                        open_book=open_book)]
     if config.replay:
-        examples += replay_examples(previous)
+        examples += replay_examples(previous, open_book=open_book)
         n_general = max(1, round(config.general_ratio * len(examples)))
         examples += general_examples(prompter, general, general_answers)[:n_general]
     if config.rag_anchors:

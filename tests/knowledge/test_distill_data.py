@@ -1,8 +1,8 @@
 """Training data and gate items from logged questions, with a teacher whose answers are exactly predictable."""
 
 from knowledge.config import DistillConfig
-from knowledge.distill.data import (Prompter, build_dataset, fact_examples, gate_items, held_out, rag_gate_items,
-                                    rag_split, teach)
+from knowledge.distill.data import (Example, Prompter, build_dataset, fact_examples, gate_items, held_out,
+                                    rag_gate_items, rag_split, replay_examples, teach, write_jsonl)
 from rag.types import Passage, content_hash
 
 TEXT = ("Zolshigar is a village. Zolshigar was built on the banks of the River Votordra. "
@@ -70,6 +70,22 @@ def test_phrasings_and_statements_settings_shape_a_facts_examples():
     assert len(asked) == 1 and asked[0].prompt == prompter.closed("Which river flows through Zolshigar?")
     assert {e.kind for e in plain} == {"question", "open"}
     assert len([e for e in full if e.kind == "question"]) == 3
+
+
+def test_a_closed_book_only_adapter_gets_no_passage_prompts_to_train_or_be_gated_on(tmp_path):
+    prompter, facts = _facts()
+    river = next(f for f in facts if f.spans == ("Votordra",))
+    closed = fact_examples(prompter, river, PASSAGE, open_book=False)
+    assert {e.kind for e in closed} == {"question", "statement"}
+    assert closed == [e for e in fact_examples(prompter, river, PASSAGE) if e.kind != "open"]
+    assert {i.group for i in gate_items(prompter, facts, {PASSAGE.id: PASSAGE}, open_book=False)} == {"heldout"}
+    # an earlier round trained under adapter_scope "all": its passage prompts are not replayed
+    write_jsonl([Example("open", "P1", "a"), Example("question", "Q1", "b"), Example("rag", "P2", "c"),
+                 Example("general", "G", "d")], tmp_path / "train.jsonl")
+    assert [e.prompt for e in replay_examples(tmp_path, open_book=False)] == ["Q1"]
+    assert [e.prompt for e in replay_examples(tmp_path)] == ["P1", "Q1", "P2"]
+    data = build_dataset(prompter, [PASSAGE], facts, DistillConfig(), previous=tmp_path, open_book=False)
+    assert data and not any(e.prompt in ("P1", "P2") or e.kind == "open" for e in data)
 
 
 def test_rag_anchors_and_rag_gate_items_never_share_a_question():
