@@ -6,6 +6,8 @@ Layout::
     <kb>/adapters/<id>/manifest.json    id, base model, passages covered with confidence, data hash, data
                                         kinds, settings, metrics, decision, created time, parent adapter
     <kb>/adapters/<id>/train.jsonl      the training data (replayed by later rounds)
+    <kb>/adapters/<id>/answers.json     its greedy gate answers by prompt (the next round's "before")
+    <kb>/adapters/base-answers.json     the base model's gate answers by prompt (round-1 "before", replay anchors)
     <kb>/adapters/.tmp-<id>/            a round in progress; never read, removed on failure
     <kb>/adapters/active.json           {"active": id | null, "history": [earlier ids]}
 
@@ -28,6 +30,7 @@ from rag.errors import KnowledgeBaseError
 
 MANIFEST = "manifest.json"
 POINTER = "active.json"
+ANSWERS = "answers.json"
 TMP_PREFIX = ".tmp-"
 
 
@@ -105,6 +108,28 @@ class AdapterRegistry:
             return False
         covered = self.covered()
         return all(covered.get(pid, -1.0) >= min_confidence for pid in passage_ids)
+
+    def answers(self, adapter: Path | None, key: str) -> dict[str, str]:
+        """Gate answers by prompt that ``adapter`` (None: the base model) gave under settings ``key``; {} if none.
+
+        Greedy answers of the same weights to the same prompts do not change, so a round reuses what the model
+        it compares against already answered instead of generating it again.
+        """
+        path = adapter / ANSWERS if adapter is not None else self.root / f"base-{ANSWERS}"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):  # absent or damaged: answer afresh
+            return {}
+        answers = data.get("answers") if isinstance(data, dict) and data.get("key") == key else None
+        return {str(k): str(v) for k, v in answers.items()} if isinstance(answers, dict) else {}
+
+    def save_answers(self, folder: Path | None, key: str, answers: dict[str, str]) -> None:
+        """Record gate answers of the adapter in ``folder`` (None: the base model's, merged with earlier ones)."""
+        if folder is None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            answers = self.answers(None, key) | answers
+        path = folder / ANSWERS if folder is not None else self.root / f"base-{ANSWERS}"
+        write_json_atomic(path, {"key": key, "answers": answers})
 
     # ---- writing ------------------------------------------------------------------------------------------------
 

@@ -33,12 +33,21 @@ STRICT_GROUPS = ("open", "rag")
 ANSWER_TOKENS = 32
 
 
-def answer_all(generator: Any, items: Sequence[GateItem], batch: int = 16) -> list[str]:
-    """Greedy answers to every item's prompt (batched; short: a fact needs a sentence)."""
-    out: list[str] = []
-    for i in range(0, len(items), batch):
-        out += generator.generate_batch([it.prompt for it in items[i: i + batch]], max_new_tokens=ANSWER_TOKENS)
-    return out
+def answer_all(generator: Any, items: Sequence[GateItem], known: Mapping[str, str] | None = None) -> list[str]:
+    """Greedy answers to every item's prompt (short: a fact needs a sentence), each group asked on its own.
+
+    ``known``: answers the same model already gave, by prompt (``AdapterRegistry.answers``: the active adapter's
+    own gate, the base model's earlier rounds); only the rest are generated. A group's prompts form the same
+    batches whatever else a round asks, so reused general answers are exactly what a fresh run gives; a reused
+    held-out answer was given in a batch of other prompts, where left padding can flip a near-tied token (rare).
+    """
+    known = known or {}
+    out = {it.prompt: known[it.prompt] for it in items if it.prompt in known}
+    for group in dict.fromkeys(it.group for it in items):
+        todo = list(dict.fromkeys(it.prompt for it in items if it.group == group and it.prompt not in out))
+        if todo:
+            out |= dict(zip(todo, generator.generate_batch(todo, max_new_tokens=ANSWER_TOKENS), strict=True))
+    return [out[it.prompt] for it in items]
 
 
 def grade(generator: Any, items: Sequence[GateItem]) -> list[bool]:

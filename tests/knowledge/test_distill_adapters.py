@@ -67,3 +67,20 @@ def test_the_adapters_subfolder_of_a_kb_is_accepted_too(tmp_path):
     (tmp_path / "manifest.json").write_text("{}")
     _finish(AdapterRegistry(tmp_path), "a1", {"p1": 1.0})
     assert AdapterRegistry(tmp_path / "adapters").active_path() == AdapterRegistry(tmp_path).active_path()
+
+
+def test_gate_answers_are_kept_per_adapter_and_for_the_base_under_their_settings_key(tmp_path):
+    reg = AdapterRegistry(tmp_path)
+    assert reg.answers(None, "k1") == {}
+    reg.save_answers(None, "k1", {"p1": "Paris"})
+    reg.save_answers(None, "k1", {"p2": "4"})  # the base's answers accumulate across rounds
+    assert reg.answers(None, "k1") == {"p1": "Paris", "p2": "4"}
+    assert reg.answers(None, "k2") == {}  # another model or answer length: nothing reused
+    tmp = reg.new_temp("a1")
+    reg.save_answers(tmp, "k1", {"p1": "Lyon"})
+    (tmp / "adapter_config.json").write_text("{}")
+    final = reg.finish(tmp, {"id": "a1", "passages": {}}, activate=True)
+    assert reg.answers(final, "k1") == {"p1": "Lyon"} and reg.answers(None, "k1")["p1"] == "Paris"
+    (final / "answers.json").write_text("{not json")
+    assert reg.answers(final, "k1") == {}  # damaged: answered afresh, never an error
+    assert [m["id"] for m in reg.list()] == ["a1"]  # the base's file is not an adapter

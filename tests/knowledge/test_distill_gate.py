@@ -2,7 +2,7 @@ import pytest
 
 from knowledge.config import DistillConfig
 from knowledge.distill.data import GateItem
-from knowledge.distill.gate import GroupResult, compare, confidence, decide, grade, mcnemar_p, paired
+from knowledge.distill.gate import GroupResult, answer_all, compare, confidence, decide, grade, mcnemar_p, paired
 
 
 def test_mcnemar_exact_one_sided_p_values():
@@ -91,3 +91,20 @@ def test_grade_compare_and_confidence_per_passage():
     results = compare(items, before, after)
     assert results["heldout"].gained == 2 and results["general"].delta == 0
     assert confidence(items, after) == {"p1": 0.5, "p2": 1.0}
+
+
+class _CountingGen(_EchoGen):
+    def __init__(self):
+        self.asked = []
+
+    def generate_batch(self, prompts, max_new_tokens=0):
+        self.asked.append(list(prompts))
+        return list(prompts)
+
+
+def test_answer_all_reuses_known_answers_and_asks_each_group_on_its_own():
+    items = [GateItem("heldout", "h1", ("x",)), GateItem("general", "g1", ("y",)), GateItem("heldout", "h2", ("z",)),
+             GateItem("retained", "r1", ("w",))]
+    gen = _CountingGen()
+    assert answer_all(gen, items, known={"r1": "earlier answer"}) == ["h1", "g1", "h2", "earlier answer"]
+    assert gen.asked == [["h1", "h2"], ["g1"]]  # the known one is not asked again; no group shares a batch
