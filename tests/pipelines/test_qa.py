@@ -173,3 +173,39 @@ def test_chat_condenses_a_follow_up_before_retrieval(qa, monkeypatch):
     assert seen and seen[0] != "How tall is it?" and {"lighthouse", "gull", "arrol"} & set(content_words(seen[0]))
     assert answer.query == seen[0] and answer.question == "How tall is it?" and answer.context
     assert any(h.passage.source.endswith("gull_point_lighthouse.html") for h in answer.context)
+
+
+def _random_lora(generator, folder):
+    """A real peft LoRA folder whose random weights change every answer (an adapter nobody would promote)."""
+    import copy
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    model = get_peft_model(copy.deepcopy(generator.base_model()),
+                           LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    model.save_pretrained(folder)
+    return folder
+
+
+def test_adapter_scope_closed_reads_passages_with_the_base_model(kb_copy, embedder, generator, tmp_path):
+    adapter = str(_random_lora(generator, tmp_path / "lora"))
+    question = "What temperature does the Velmora kiln reach?"
+    text = {}
+    for scope, with_adapter in (("closed", True), ("all", True), ("closed", False)):
+        settings = Settings().override({"kb.path": str(kb_copy), "generation.adapter_scope": scope,
+                                        "generation.max_new_tokens": 16})
+        pipe = QAPipeline.from_config(settings, embedder=embedder, adapter=adapter if with_adapter else "")
+        try:
+            if with_adapter:
+                assert pipe.closed_generator.adapter_id == "lora"
+            rag = pipe.ask(question, style="generative", log=False)
+            closed = pipe.ask(question, retrieval=False, log=False)
+            text[scope, with_adapter] = (rag.text, closed.text)
+        finally:
+            pipe.close()
+    base = text["closed", False]
+    assert text["closed", True][0] == base[0]  # the passages were read by the base model
+    assert text["closed", True][1] != base[1]  # closed-book is the adapter's
+    assert text["all", True][0] != base[0] and text["all", True][1] == text["closed", True][1]
