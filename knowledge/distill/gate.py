@@ -3,7 +3,9 @@
 Groups (each item is a rendered prompt and the key spans a correct answer holds, see ``facts.is_correct``):
 
 * ``heldout``  closed-book, phrasings of the distilled facts that were never trained — must *gain*;
-* ``open``     the distilled facts asked open-book (the passage in the prompt) — RAG must not get worse;
+* ``open``     the distilled facts asked open-book (the passage in the prompt) — RAG must not get worse
+               (asked only when the adapter also reads passages, ``generation.adapter_scope = "all"``; so is
+               ``rag``, logged questions about the rest of the KB);
 * ``general``  closed-book general knowledge, arithmetic and instructions the model had before — no forgetting;
 * ``retained`` closed-book held-out phrasings of earlier rounds' facts — a new round must keep them.
 
