@@ -224,8 +224,20 @@ def main() -> None:
                                           "(the base model's answers on the same seeded KB: deterministic)")
     ap.add_argument("--in-process", action="store_true",
                     help="run rounds in this process (default: `rag distill --json` in a child, to measure its RSS)")
+    ap.add_argument("--one-round", action="store_true",
+                    help="stop after round 1 (the round-2 documents stay out of the 'other' set, so --before-from "
+                         "still matches a two-round run)")
+    ap.add_argument("--open-book-examples", action="store_true",
+                    help="ablation: also train each fact open-book (passage in the prompt) under adapter_scope "
+                         "'closed', as rounds did before; runs the round in process")
     ap.add_argument("--out", default="bench/results/distill.json")
     args = ap.parse_args()
+    if args.open_book_examples:
+        import pipelines.distill as distill_round
+
+        plain = distill_round.build_dataset
+        distill_round.build_dataset = lambda *a, **k: plain(*a, **(k | {"open_book": True}))
+        args.in_process = True
     if args.threads:
         import torch
 
@@ -281,10 +293,10 @@ def main() -> None:
                "recovery": {g: recovery(before, after, g) for g in ("asked", "unseen", "same_doc")}}
     qa.close()
     stage("measured after", clock, result, args.out)
-    if adapter:
+    if adapter and args.routing_n:
         result["routing"] = routing(settings, work / "kb", adapter, hot[: args.routing_n], other[: args.routing_n // 2])
     stage("routing measured", clock, result, args.out)
-    if args.round2_docs and report.promoted:
+    if args.round2_docs and report.promoted and not args.one_round:
         result["round2"] = second_round(settings, work / "kb", base, hot, r2_hot, args.in_process)
         stage("round 2 measured", clock)
     result["total_s"] = round(time.perf_counter() - t_start, 1)
