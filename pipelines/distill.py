@@ -21,7 +21,7 @@ from knowledge.distill.adapters import AdapterRegistry, new_adapter_id
 from knowledge.files import write_json_atomic
 from knowledge.distill.data import (GateItem, Prompter, build_dataset, gate_items, general_set, rag_gate_items,
                                     rag_split, read_jsonl, teach, write_jsonl)
-from knowledge.distill.facts import Fact, is_correct
+from knowledge.distill.facts import Fact
 from knowledge.distill.select import select_hot
 from knowledge.distill.train import train_lora
 from knowledge.kb import KnowledgeBase, release_lock, take_lock
@@ -160,7 +160,7 @@ class DistillRound:
         # "before", answered once; what the current model already answered at its own gate is reused
         answers = gate.answer_all(current, items, registry.answers(parent, key) if parent else base_answers)
         self.timings["gate_before_s"] = round(time.perf_counter() - t0, 1)
-        before = [is_correct(a, it.spans) for a, it in zip(answers, items, strict=True)]
+        before = gate.grade(items, answers)
         if parent is None:
             base_answers |= {it.prompt: a for it, a in zip(items, answers, strict=True) if it.group == "general"}
             registry.save_answers(None, key, base_answers)
@@ -178,7 +178,7 @@ class DistillRound:
         release_memory()  # the trainer's activations and optimizer state: give them back before the next model
         t0 = time.perf_counter()
         replies = gate.answer_all(HFGenerator(gen_cfg, adapter=str(tmp), base=self._teacher()), items)
-        after = [is_correct(a, it.spans) for a, it in zip(replies, items, strict=True)]
+        after = gate.grade(items, replies)
         self.timings["gate_after_s"] = round(time.perf_counter() - t0, 1)
         registry.save_answers(tmp, key, {it.prompt: a for it, a in zip(items, replies, strict=True)
                                          if it.group in ("general", "heldout", "retained")})

@@ -52,9 +52,9 @@ def answer_all(generator: Any, items: Sequence[GateItem], known: Mapping[str, st
     return [out[it.prompt] for it in items]
 
 
-def grade(generator: Any, items: Sequence[GateItem]) -> list[bool]:
-    """Whether the generator answers each item correctly."""
-    return [is_correct(a, it.spans) for a, it in zip(answer_all(generator, items), items, strict=True)]
+def grade(items: Sequence[GateItem], answers: Sequence[str]) -> list[bool]:
+    """Whether each answer (from ``answer_all``) is correct for its item."""
+    return [is_correct(a, it.spans) for a, it in zip(answers, items, strict=True)]
 
 
 def mcnemar_p(wins: int, losses: int) -> float:

@@ -85,7 +85,7 @@ class _EchoGen:
 def test_grade_compare_and_confidence_per_passage():
     items = [GateItem("heldout", "it is 1,340 degrees", ("1340",), "p1"), GateItem("heldout", "no idea", ("7",), "p1"),
              GateItem("general", "Paris", ("paris",)), GateItem("heldout", "Anna Kestrel", ("Anna Kestrel",), "p2")]
-    after = grade(_EchoGen(), items)
+    after = grade(items, answer_all(_EchoGen(), items))
     assert after == [True, False, True, True]
     before = [False, False, True, False]
     results = compare(items, before, after)
