@@ -88,10 +88,7 @@ def ingest_bank(work: Path, docs: list[dict], facts: list[Fact], distractors: in
 
 
 def answer(gen: HFGenerator, prompts: list[str]) -> list[str]:
-    out: list[str] = []
-    for i in range(0, len(prompts), 16):
-        out += gen.generate_batch(prompts[i: i + 16], max_new_tokens=ANSWER_TOKENS)
-    return out
+    return gen.generate_batch(prompts, max_new_tokens=ANSWER_TOKENS)
 
 
 def score(preds: list[str], rows: list[Item]) -> dict[str, float]:

@@ -11,7 +11,7 @@ import torch
 import rag.generate as generate_module
 from rag.config import GenerationConfig
 from rag.errors import ModelLoadError
-from rag.generate import HFGenerator, gguf_cache_dir
+from rag.generate import HFGenerator, _batches, _common_prefix, gguf_cache_dir
 from rag.models import BUNDLED_LLMS, package_file
 
 pytestmark = pytest.mark.integration
@@ -79,12 +79,44 @@ def test_generate_batch_matches_single_prompts(generator) -> None:
     assert fp32.generate_batch(prompts, max_new_tokens=12) == [fp32.generate(p, max_new_tokens=12) for p in prompts]
 
 
+def test_a_passage_asked_many_questions_is_prefilled_once_with_the_same_answers(generator) -> None:
+    passage = ("The Velmora kiln reaches 1,340 degrees, hot enough to fire true porcelain. A full firing takes 31 "
+               "hours, followed by three days of cooling. The workshop was founded in 1987 by Ilse Marrow.")
+    questions = ["How hot does the kiln get?", "How long does a firing take?", "Who founded the workshop?"]
+    prompts = [_prompt(generator, f"{passage}\n\nQuestion: {q}") for q in questions]
+    rows = [generator.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    assert _common_prefix(rows) > 40  # the system prompt and the passage: the batch shares their KV cache
+    fp32 = _sibling(generator, dtype="float32", prefill_dtype="float32")
+    assert fp32.generate_batch(prompts, max_new_tokens=16) == [fp32.generate(p, max_new_tokens=16) for p in prompts]
+
+
+def test_common_prefix_leaves_each_row_a_token_of_its_own() -> None:
+    assert _common_prefix([[1, 2, 3, 4], [1, 2, 3, 5]]) == 3
+    assert _common_prefix([[1, 2, 3], [1, 2, 3, 4]]) == 2
+    assert _common_prefix([[7, 2], [1, 2]]) == 0
+
+
 def test_generate_batch_in_small_batches_keeps_the_callers_order(generator) -> None:
     # three prompts of different lengths, two per batch: the batches run shortest first, answers come back in order
     prompts = [_prompt(generator, QUESTIONS[1]), _prompt(generator, "Name a fruit."), _prompt(generator, "Say hi.")]
     fp32 = _sibling(generator, dtype="float32", prefill_dtype="float32")
     assert fp32.generate_batch(prompts, batch_size=2, max_new_tokens=8) == [
         fp32.generate(p, max_new_tokens=8) for p in prompts]
+    # a token budget below every prompt's length: each prompt runs alone, the answers do not change
+    assert fp32.generate_batch(prompts, batch_tokens=1, max_new_tokens=8) == [
+        fp32.generate(p, max_new_tokens=8) for p in prompts]
+
+
+def test_batches_bound_prompts_and_padded_tokens() -> None:
+    lengths = [10, 30, 10, 20, 50, 400]
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    batches = _batches(order, lengths, size=3, tokens=100)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert [i for b in batches for i in b] == order  # shortest first, nothing reordered
+    for b in batches:
+        assert len(b) <= 3
+        assert len(b) == 1 or len(b) * max(lengths[i] for i in b) <= 100
+    assert batches == [[0, 2, 3], [1, 4], [5]]
 
 
 def test_sampling_is_seeded(generator) -> None:
