@@ -21,6 +21,7 @@ import json
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -198,14 +199,29 @@ def general_examples(prompter: Prompter, general: Sequence[tuple[str, tuple[str,
             if any(is_correct(clean_answer(answers[q]), (g,)) for g in gold)]
 
 
-def replay_examples(previous: Path | None, open_book: bool = True) -> list[Example]:
-    """Every fact example the active adapter was trained on (earlier rounds), so a new round does not forget them;
-    without ``open_book``, not those with passages in the prompt."""
+def replay_examples(previous: Path | None, open_book: bool = True, limit: int | None = None,
+                    seed: int = 0) -> list[Example]:
+    """The fact examples the active adapter was trained on (earlier rounds), so a new round does not forget them;
+    without ``open_book``, not those with passages in the prompt.
+
+    ``limit``: at most this many, taken in turns from every earlier fact (one example of each fact, then a second
+    of each, ...), so each fact keeps being trained while the replay no longer grows with every round.
+    """
     if previous is None or not (previous / "train.jsonl").is_file():
         return []
     skip = {"general", "correction"} | (set() if open_book else {"open", "rag"})
-    return [Example("replay", e.prompt, e.answer, e.passage_id, e.question)
+    rows = [Example("replay", e.prompt, e.answer, e.passage_id, e.question)
             for e in read_jsonl(previous / "train.jsonl") if e.kind not in skip]
+    if limit is None or len(rows) <= limit:
+        return rows
+    by_fact: dict[tuple[str | None, str], list[Example]] = {}
+    for e in rows:
+        by_fact.setdefault((e.passage_id, e.answer), []).append(e)
+    rng = random.Random(seed)
+    for group in by_fact.values():
+        rng.shuffle(group)
+    turns = [e for turn in zip_longest(*by_fact.values()) for e in turn if e is not None]
+    return turns[:limit]
 
 
 def correction_examples(prompter: Prompter, corrections: Iterable[tuple[str, str, str]]) -> list[Example]:
@@ -227,7 +243,8 @@ def build_dataset(
                                                         phrasings=config.phrasings, statements=config.statements,
                                                         open_book=open_book)]
     if config.replay:
-        examples += replay_examples(previous, open_book=open_book)
+        limit = round(config.replay_ratio * len(examples)) if config.replay_ratio else None
+        examples += replay_examples(previous, open_book=open_book, limit=limit, seed=config.seed)
         n_general = max(1, round(config.general_ratio * len(examples)))
         examples += general_examples(prompter, general, general_answers)[:n_general]
     if config.rag_anchors:

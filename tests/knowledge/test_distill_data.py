@@ -88,6 +88,24 @@ def test_a_closed_book_only_adapter_gets_no_passage_prompts_to_train_or_be_gated
     assert data and not any(e.prompt in ("P1", "P2") or e.kind == "open" for e in data)
 
 
+def test_capped_replay_takes_every_earlier_fact_in_turns(tmp_path):
+    # fact A was trained with five examples, fact B with two, fact C with one
+    rows = [Example("question", f"A{i}", "a", "p1") for i in range(5)] + [
+        Example("question", f"B{i}", "b", "p1") for i in range(2)] + [Example("statement", "C0", "c", "p2")]
+    write_jsonl(rows, tmp_path / "train.jsonl")
+    assert len(replay_examples(tmp_path)) == 8 == len(replay_examples(tmp_path, limit=20))
+    capped = replay_examples(tmp_path, limit=4)
+    assert len(capped) == 4 and {e.answer for e in capped[:3]} == {"a", "b", "c"}  # each fact before any twice
+    assert sorted(e.answer for e in capped) == ["a", "a", "b", "c"]
+    assert capped == replay_examples(tmp_path, limit=4)  # seeded: the same cap picks the same examples
+    # build_dataset caps the replay at replay_ratio x the new fact examples (0 = no cap)
+    prompter, facts = _facts()
+    new = len([e for f in facts for e in fact_examples(prompter, f, PASSAGE)])
+    for ratio, expected in ((0.0, 8), (1.0, min(8, new)), (2 / new, 2)):
+        data = build_dataset(prompter, [PASSAGE], facts, DistillConfig(replay_ratio=ratio), previous=tmp_path)
+        assert len([e for e in data if e.kind == "replay"]) == expected
+
+
 def test_rag_anchors_and_rag_gate_items_never_share_a_question():
     prompter, facts = _facts()
     gate_facts, anchors = rag_split(facts)
