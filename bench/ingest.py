@@ -3,7 +3,7 @@
 Reads ../shared/data/scifact/corpus.jsonl (BEIR SciFact, 5,183 abstracts; not shipped with the project).
 Each system runs in its own subprocess so that its peak RSS is its own. Writes bench/results/ingest.json.
 
-    python bench/ingest.py [--corpus PATH] [--limit N] [--skip-llamaindex]
+    python bench/ingest.py [--corpus PATH] [--limit N] [--skip-llamaindex] [--set embedding.dtype=int8]
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_ours(corpus: Path) -> dict:
+def run_ours(corpus: Path, overrides: dict[str, str]) -> dict:
     sys.path.insert(0, str(ROOT))
     from pipelines.config import Settings
     from pipelines.ingest import IngestPipeline
 
     kb = tempfile.mkdtemp(prefix="bench-kb-")
-    settings = Settings().override({"kb.path": kb, "ingest.show_progress": False})
+    settings = Settings().override({"kb.path": kb, "ingest.show_progress": False, **overrides}, "--set")
     start = time.perf_counter()
     report = IngestPipeline.from_config(settings).run([corpus])
     seconds = time.perf_counter() - start
@@ -67,9 +67,10 @@ def run_llamaindex(corpus: Path) -> dict:
             "peak_rss_mb": _peak_rss_mb()}
 
 
-def _subprocess(system: str, corpus: Path) -> dict:
+def _subprocess(system: str, corpus: Path, sets: list[str]) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    out = subprocess.run([sys.executable, __file__, "--worker", system, "--corpus", str(corpus)],
+    out = subprocess.run([sys.executable, __file__, "--worker", system, "--corpus", str(corpus),
+                          *[a for s in sets for a in ("--set", s)]],
                          capture_output=True, text=True, env=env, check=False)
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
@@ -81,24 +82,28 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--limit", type=int, default=0, help="use only the first N documents")
     parser.add_argument("--skip-llamaindex", action="store_true")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting of ours, e.g. embedding.dtype=int8 (LlamaIndex keeps its defaults)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "ingest.json")
     parser.add_argument("--worker", choices=["ours", "llamaindex"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(run_ours(args.corpus) if args.worker == "ours" else run_llamaindex(args.corpus)))
+        overrides = dict(s.split("=", 1) for s in args.set)
+        print(json.dumps(run_ours(args.corpus, overrides) if args.worker == "ours" else run_llamaindex(args.corpus)))
         return
     corpus = args.corpus.resolve()
     if args.limit:
         tmp = Path(tempfile.mkdtemp()) / "corpus.jsonl"
         tmp.write_text("".join(open(corpus, encoding="utf-8").readlines()[: args.limit]), encoding="utf-8")
         corpus = tmp
-    results = {"corpus": str(args.corpus), "limit": args.limit, "cpu_count": os.cpu_count(),
-               "ours": _subprocess("ours", corpus)}
+    results = {"corpus": str(args.corpus), "limit": args.limit, "cpu_count": os.cpu_count(), "set": args.set,
+               "ours": _subprocess("ours", corpus, args.set)}
     if not args.skip_llamaindex:
-        results["llamaindex"] = _subprocess("llamaindex", corpus)
-    _report(results)
+        results["llamaindex"] = _subprocess("llamaindex", corpus, [])
+    _report(results, args.out)
 
 
-def _report(results: dict) -> None:
+def _report(results: dict, out: Path) -> None:
     print(f"{'system':<12} {'docs':>6} {'passages':>9} {'embedded':>9} {'seconds':>8} {'docs/s':>7} "
           f"{'passages/s':>10} {'peak RSS MB':>11}")
     for system in ("ours", "llamaindex"):
@@ -116,7 +121,6 @@ def _report(results: dict) -> None:
     if "docs_per_s" in ours and "docs_per_s" in peer:
         results["speedup_docs_per_s"] = ours["docs_per_s"] / peer["docs_per_s"]
         print(f"ours / LlamaIndex docs/s: {results['speedup_docs_per_s']:.2f}x")
-    out = ROOT / "bench" / "results" / "ingest.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2), encoding="utf-8")
     print(f"wrote {out}")
