@@ -72,7 +72,7 @@ class DistillConfig(Section):
     cited_weight: float = Field(2.0, ge=0)
     bad_feedback_weight: float = Field(0.25, ge=0)
     replay: bool = True
-    replay_ratio: float = Field(1.0, ge=0, description=(
+    replay_ratio: float = Field(1.5, ge=0, description=(
         "earlier rounds' fact examples replayed: at most this many times the new fact examples, taken in turns "
         "from every earlier fact (0 = all of them)"))
     general_ratio: float = Field(0.15, ge=0, le=1)
