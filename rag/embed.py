@@ -8,6 +8,7 @@ from functools import cached_property
 import numpy as np
 
 from rag.config import EmbeddingConfig
+from rag.batching import padded_batches
 from rag.errors import ModelLoadError
 from rag.models import BUNDLED_EMBEDDERS, offline_env, pick_dtype, resolve_local
 
@@ -135,11 +136,4 @@ class SentenceTransformerEmbedder:
 
 def _length_batches(lengths: list[int], budget: int) -> list[list[int]]:
     """Indices sorted by length, cut into batches whose padded size (rows x longest) stays within ``budget``."""
-    order = sorted(range(len(lengths)), key=lengths.__getitem__)
-    batches: list[list[int]] = []
-    for index in order:
-        if batches and (len(batches[-1]) + 1) * lengths[index] <= budget:
-            batches[-1].append(index)
-        else:
-            batches.append([index])
-    return batches
+    return padded_batches(sorted(range(len(lengths)), key=lengths.__getitem__), lengths, budget)

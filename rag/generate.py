@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from rag.config import GenerationConfig
+from rag.batching import padded_batches
 from rag.errors import ModelLoadError
 from rag.models import BUNDLED_LLMS, cpu_has_fast_bf16, offline_env, resolve_local
 
@@ -289,7 +290,7 @@ class HFGenerator:
         stats = {"prompt_tokens": sum(map(len, encoded)), "completion_tokens": 0, "first_token_s": 0.0, "total_s": 0.0}
         start = time.perf_counter()
         stops = torch.tensor(sorted(self._stop_ids))
-        for chunk in _batches(order, [len(e) for e in encoded], max(1, batch_size), batch_tokens):
+        for chunk in padded_batches(order, [len(e) for e in encoded], batch_tokens, max(1, batch_size)):
             if temperature > 0:
                 torch.manual_seed(self.config.seed)
             new = self._generate_rows([encoded[i] for i in chunk], max_new, sampling)
@@ -368,21 +369,6 @@ def _pick(logits: torch.Tensor, temperature: float, top_p: float, rng: torch.Gen
     sorted_probs = sorted_probs * keep
     choice = torch.multinomial(sorted_probs / sorted_probs.sum(), 1, generator=rng)
     return int(order[choice])
-
-
-def _batches(order: list[int], lengths: list[int], size: int, tokens: int) -> list[list[int]]:
-    """``order`` cut into runs of at most ``size`` items whose padded size (items x the longest) stays within
-    ``tokens``; a prompt longer than ``tokens`` runs alone."""
-    out: list[list[int]] = []
-    longest = 0
-    for i in order:
-        if out and len(out[-1]) < size and (len(out[-1]) + 1) * max(longest, lengths[i]) <= tokens:
-            out[-1].append(i)
-            longest = max(longest, lengths[i])
-        else:
-            out.append([i])
-            longest = lengths[i]
-    return out
 
 
 def _common_prefix(rows: Sequence[Sequence[int]]) -> int:

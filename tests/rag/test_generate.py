@@ -11,7 +11,8 @@ import torch
 import rag.generate as generate_module
 from rag.config import GenerationConfig
 from rag.errors import ModelLoadError
-from rag.generate import HFGenerator, _batches, _common_prefix, gguf_cache_dir
+from rag.batching import padded_batches
+from rag.generate import HFGenerator, _common_prefix, gguf_cache_dir
 from rag.models import BUNDLED_LLMS, package_file
 
 pytestmark = pytest.mark.integration
@@ -110,7 +111,7 @@ def test_generate_batch_in_small_batches_keeps_the_callers_order(generator) -> N
 def test_batches_bound_prompts_and_padded_tokens() -> None:
     lengths = [10, 30, 10, 20, 50, 400]
     order = sorted(range(len(lengths)), key=lengths.__getitem__)
-    batches = _batches(order, lengths, size=3, tokens=100)
+    batches = padded_batches(order, lengths, tokens=100, size=3)
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
     assert [i for b in batches for i in b] == order  # shortest first, nothing reordered
     for b in batches:
