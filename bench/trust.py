@@ -11,7 +11,8 @@ generated documents, plus unanswerable questions, off-topic and not stated), ove
   (answerable questions): what the model does with the right context.
 
 Part 2, PubMedQA (official test split, a seeded random sample): yes/no/maybe by next-token choice with retrieved
-passages and with the gold abstract, and how often the abstention rule fires on these answerable questions.
+passages and with the gold abstract, and how often these answerable questions abstain: by the rule before generating,
+and in all when asked in the ``auto`` style.
 
 Writes ``bench/results/trust.json`` after every question (a cut-short run still reports) and prints a Markdown table.
 
@@ -161,7 +162,10 @@ def run_pubmedqa(n: int, seed: int, settings: Settings, kb_dir: Path, corpus_siz
         oracle, _ = qa.generator.choose(qa.builder.build(q.question + LABEL_SUFFIX, [oracle_hit(q.gold_context)]).text,
                                         list(LABELS))
         evidence = qa.grounder.evidence(q.question, qa.builder.build(q.question, hits).context)
+        asked = qa.ask(q.question, log=False, style="auto")  # what a user gets: abstention, and whether it is supported
         rows.append({"id": q.id, "label": q.label, "rag": rag, "oracle": oracle, "abstain": qa.grounder.weak(evidence),
+                     "abstain_ask": asked.abstained, "answer": asked.text, "answer_style": asked.style,
+                     "supported": asked.supported,
                      "retrieved_gold": any(h.passage.doc_id.endswith(f"#{q.id}") for h in hits),
                      "seconds": time.perf_counter() - t0})
     qa.close()
@@ -170,7 +174,8 @@ def run_pubmedqa(n: int, seed: int, settings: Settings, kb_dir: Path, corpus_siz
             "rag_accuracy": rag_acc, "oracle_accuracy": oracle_acc,
             "rag_over_oracle": rag_acc / oracle_acc if oracle_acc else None,
             "gold_abstract_retrieved": _mean(float(r["retrieved_gold"]) for r in rows),
-            "abstain_answerable": _mean(float(r["abstain"]) for r in rows), "records": rows}
+            "abstain_answerable": _mean(float(r["abstain"]) for r in rows),
+            "abstain_answerable_ask": _mean(float(r["abstain_ask"]) for r in rows), "records": rows}
 
 
 def _mean(values: Any) -> float | None:
@@ -202,7 +207,8 @@ def table(result: dict[str, Any]) -> str:
         lines.append(f"PubMedQA test sample n={pm['n']} (seed {pm['seed']}, KB of {pm['corpus_abstracts']} abstracts): "
                      f"choice accuracy RAG {_fmt(pm['rag_accuracy'])}"
                      f" vs gold abstract {_fmt(pm['oracle_accuracy'])} (ratio {_fmt(pm['rag_over_oracle'])}); "
-                     f"abstained on {_fmt(pm['abstain_answerable'])} of these answerable questions")
+                     f"abstained on {_fmt(pm['abstain_answerable'])} of these answerable questions before generating, "
+                     f"{_fmt(pm.get('abstain_answerable_ask'))} in all (auto ask)")
     return "\n".join(lines)
 
 

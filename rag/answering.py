@@ -117,19 +117,20 @@ class Attempt:
         if self.style == "auto":
             text = clean_output("".join(self._generated()))
             grounded = self._ground(text)
-            if grounded.supported:
+            if grounded.supported and self.grounder.answers_type(self.question, text):
                 return grounded
             self.grounding["generated"] = text
-        return self._extractive(best, evidence)
+        # no passage holds the question's topic words: the quote is the closest sentence, not a shown answer
+        return self._extractive(best, evidence, supported=self.grounder.covered(evidence))
 
-    def _extractive(self, best: list, evidence: Evidence) -> Outcome:
+    def _extractive(self, best: list, evidence: Evidence, supported: bool = True) -> Outcome:
         if not best:
             return self._abstain()
         quotes = [e.text for e in best]
         cites = tuple(quote_citation(evidence.context[e.passage], e.passage + 1, (e.start, e.end), self.label)
                       for e in best)
         style = "fallback" if self.style == "auto" else "extractive"
-        return Outcome(" ".join(quotes), cites, (), True, False, style, dict(self.grounding))
+        return Outcome(" ".join(quotes), cites, (), supported, False, style, dict(self.grounding))
 
     def _abstain(self) -> Outcome:
         return Outcome(self.config.abstain_text, (), (), None, True, self.style, dict(self.grounding))

@@ -83,6 +83,8 @@ class AnswerConfig(Section):
     min_retrieval: float = Field(0.35, ge=-1, le=1, description="best dense cosine below which retrieval is weak")
     min_evidence: float = Field(0.45, ge=0, le=1, description="best passage sentence score below which evidence is weak")
     min_coverage: float = Field(0.8, ge=0, le=1, description="share of question topic words one passage must hold")
+    close_retrieval: float = Field(0.6, ge=-1, le=1, description="best dense cosine from which low coverage alone "
+                                   "does not abstain (the question is about that passage)")
     abstain_text: str = "The documents do not say."
 
 

@@ -1,10 +1,12 @@
 """Grounding: is each answer sentence supported by a passage, which passage sentence answers the question, abstain?
 
 A sentence is *supported* by a passage when every number and name in it occurs in the passage (a claim must not
-invent them) and the mean of two scores reaches ``AnswerConfig.min_support``: the share of its content words found
-in the passage or the question, and its best embedding cosine with a sentence of the passage. The extractive answer
-is the passage sentence that best answers the question (similarity, question-word overlap, a number when the
-question asks for one). Abstention needs *both* weak retrieval and no supported answer.
+invent them), so does every topic word of the question it repeats, and the mean of two scores reaches
+``AnswerConfig.min_support``: the share of its content words found in the passage or the question, and its best
+embedding cosine with a sentence of the passage. The extractive answer is the passage sentence that best answers the
+question (similarity, question-word overlap, a number when the question asks for one). The answer abstains when
+retrieval is weak and no sentence answers well, or when no passage holds the question's topic words and no passage
+is close to the question (``Grounder.weak``).
 
 Example:
     >>> grounder = Grounder(AnswerConfig(), embedder)  # doctest: +SKIP
@@ -106,6 +108,11 @@ class Grounder:
         haystack = f"{hit.passage.title}. {hit.passage.metadata.get('section') or ''}. {hit.passage.text}"
         missing = tuple(x for x in [*numbers(sentence), *names(sentence)] if not contains(haystack, x))
         words = content_words(sentence)
+        # a topic word of the question that the passage lacks is a claim the passage does not make ("does not have
+        # a café"), even though the question supplied the word
+        held = {w[:_PREFIX] for w in content_words(haystack)}
+        asked = {w[:_PREFIX] for w in _topic_words(evidence.question)}
+        missing += tuple(w for w in words if w[:_PREFIX] in asked and w[:_PREFIX] not in held)
         known = set(content_words(haystack)) | set(content_words(evidence.question))
         coverage = sum(w in known for w in words) / len(words) if words else 0.0
         rows = [i for i, (p, _, _) in enumerate(evidence.spans) if p == passage]
@@ -167,11 +174,10 @@ class Grounder:
         "born": the passage is about the topic but does not say the answer.
         """
         weights: dict[str, float] = {}
-        for w in content_words(evidence.question):
-            if w not in _ASKING:
-                weight = 1.0 if self.idf is None else self.idf(w)
-                if weight:
-                    weights[w[:_PREFIX]] = max(weights.get(w[:_PREFIX], 0.0), weight)
+        for w in _topic_words(evidence.question):
+            weight = 1.0 if self.idf is None else self.idf(w)
+            if weight:
+                weights[w[:_PREFIX]] = max(weights.get(w[:_PREFIX], 0.0), weight)
         total = sum(weights.values())
         if not total:
             return 1.0
@@ -182,15 +188,37 @@ class Grounder:
             best = max(best, sum(v for k, v in weights.items() if k in words) / total)
         return best
 
+    @staticmethod
+    def answers_type(question: str, answer: str) -> bool:
+        """False when the question asks for a number (how many, when, what year...) and the answer holds none."""
+        return not _WANTS_NUMBER.search(question) or bool(numbers(strip_markers(answer)))  # "[1]" is no number
+
+    def covered(self, evidence: Evidence) -> bool:
+        """True when one passage holds ``min_coverage`` of the question's topic words (a quote can answer it)."""
+        return not self.config.abstain or self.coverage(evidence) >= self.config.min_coverage
+
     def weak(self, evidence: Evidence) -> bool:
         """True when the passages do not hold the answer: retrieval is weak and no passage sentence answers the
-        question well, or no passage holds enough of the question's topic words (``min_coverage``)."""
+        question well, or no passage holds enough of the question's topic words (``min_coverage``) and none is
+        close to the question (``close_retrieval``).
+
+        A research question worded unlike its abstract ("Do mossy fibers release GABA?") misses topic words, yet its
+        abstract is far closer to it than a passage that merely shares the topic is to a question it does not answer.
+        Such a question is answered only by a supported generated answer: no quote holds its topic (``covered``).
+        """
         if not self.config.abstain:
             return False
         best = self.extract(evidence)
         strong_sentence = bool(best) and best[0].score >= self.config.min_evidence
-        weak_retrieval = self.retrieval_score(evidence) < self.config.min_retrieval
-        return (weak_retrieval and not strong_sentence) or self.coverage(evidence) < self.config.min_coverage
+        retrieval = self.retrieval_score(evidence)
+        if retrieval < self.config.min_retrieval and not strong_sentence:
+            return True
+        return retrieval < self.config.close_retrieval and not self.covered(evidence)
+
+
+def _topic_words(question: str) -> list[str]:
+    """The question's content words that name its topic, not the type of answer it wants."""
+    return [w for w in content_words(question) if w not in _ASKING]
 
 
 def cut_answer(text: str, max_sentences: int, final: bool = False) -> tuple[str, bool]:

@@ -36,10 +36,10 @@ class ScriptedGenerator:
             yield word if i == 0 else " " + word
 
 
-def _attempt(answer, question="What temperature does the Velmora kiln reach?", **kw):
+def _attempt(answer, question="What temperature does the Velmora kiln reach?", context=CONTEXT, **kw):
     gen = ScriptedGenerator(answer)
     grounder = Grounder(AnswerConfig(), KeywordEmbedder(KEYWORDS))
-    attempt = Attempt(AnswerConfig(**kw), grounder, gen, Prompt("p", CONTEXT), question)
+    attempt = Attempt(AnswerConfig(**kw), grounder, gen, Prompt("p", context), question)
     return attempt, attempt.finish("".join(attempt.pieces())), gen
 
 
@@ -61,7 +61,8 @@ def test_auto_replaces_a_wrong_answer_by_the_quoted_sentence():
 def test_extractive_never_generates_and_off_topic_abstains_without_generating():
     _, outcome, gen = _attempt("unused", style="extractive")
     assert outcome.style == "extractive" and "1,340" in outcome.text and gen.calls == 0
-    _, outcome, gen = _attempt("unused", question="How do I deploy Django on Heroku?")
+    far = (Hit(CONTEXT[0].passage, 1.0, 1, {"dense": 0.3}),)  # what retrieval gives an off-topic question
+    _, outcome, gen = _attempt("unused", question="How do I deploy Django on Heroku?", context=far)
     assert outcome.abstained and outcome.text == "The documents do not say." and gen.calls == 0
     assert outcome.supported is None and outcome.citations == ()
 
@@ -84,3 +85,20 @@ def test_generative_stops_after_max_sentences_and_at_a_repeat():
 @pytest.mark.parametrize("echo", ['<passage id="1">', "</passage>", '<section id="section-1-1">'])
 def test_echoed_prompt_markup_is_removed(echo):
     assert clean_output(f"{echo}The kiln is hot.") == "The kiln is hot."
+
+
+def test_a_question_no_passage_covers_is_quoted_as_not_supported_unless_the_generated_answer_is():
+    question = "Does the Velmora kiln suit porcelain?"  # "suit" is in no passage: coverage 3/4, retrieval 0.8 is close
+    _, outcome, _ = _attempt("Yes, the Velmora kiln reaches 1,340 °C, hot enough to fire porcelain [1].", question)
+    assert outcome.style == "generative" and outcome.supported is True and not outcome.abstained
+    _, outcome, _ = _attempt("Yes, the Velmora kiln suits porcelain.", question)  # "suits": a claim no passage makes
+    assert outcome.style == "fallback" and outcome.supported is False and not outcome.abstained
+    assert outcome.text == "The Velmora kiln reaches 1,340 °C, hot enough to fire porcelain."
+    _, outcome, gen = _attempt("unused", question, style="extractive")
+    assert outcome.style == "extractive" and outcome.supported is False and gen.calls == 0
+
+
+def test_auto_quotes_instead_of_a_supported_answer_without_the_asked_number():
+    _, outcome, _ = _attempt("The Velmora kiln is hot enough to fire porcelain [1].")  # true, but no temperature
+    assert outcome.style == "fallback" and "1,340" in outcome.text
+    assert outcome.grounding["generated"] == "The Velmora kiln is hot enough to fire porcelain [1]."

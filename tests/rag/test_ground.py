@@ -65,11 +65,16 @@ def test_off_topic_questions_abstain_on_topic_ones_do_not(grounder):
     assert grounder.coverage(on) == 1.0 and not grounder.weak(on)
 
 
-def test_a_passage_on_the_topic_that_lacks_the_asked_detail_abstains(grounder):
-    evidence = grounder.evidence("Who painted the Velmora kiln?", CONTEXT)  # "painted" is in no passage
+def test_a_passage_on_the_topic_that_lacks_the_asked_detail_abstains_unless_it_is_close(grounder):
+    on_topic = [_hit("ferry", FERRY, 1, 0.55), _hit("kiln", KILN, 2, 0.5)]  # under close_retrieval (0.6)
+    evidence = grounder.evidence("Who painted the Velmora kiln?", on_topic)  # "painted" is in no passage
     assert grounder.coverage(evidence) == pytest.approx(2 / 3) and grounder.weak(evidence)
+    close = grounder.evidence("Who painted the Velmora kiln?", CONTEXT)  # a passage at cosine 0.8
+    assert grounder.coverage(close) == pytest.approx(2 / 3) and not grounder.weak(close)
+    stricter = Grounder(AnswerConfig(close_retrieval=0.9), KeywordEmbedder(KEYWORDS))
+    assert stricter.weak(stricter.evidence("Who painted the Velmora kiln?", CONTEXT))
     never = Grounder(AnswerConfig(abstain=False), KeywordEmbedder(KEYWORDS))
-    assert not never.weak(never.evidence("Who painted the Velmora kiln?", CONTEXT))
+    assert not never.weak(never.evidence("Who painted the Velmora kiln?", on_topic))
 
 
 def test_without_dense_scores_retrieval_is_the_best_question_sentence_cosine(grounder):
@@ -93,4 +98,13 @@ def test_coverage_weighs_question_words_by_idf_when_given():
     evidence = weighted.evidence("Who painted the Velmora kiln?", CONTEXT)
     assert weighted.coverage(evidence) == pytest.approx(5.0 / 5.2) and not weighted.weak(evidence)
     rare = Grounder(AnswerConfig(), KeywordEmbedder(KEYWORDS), idf={"painted": 9.0, "velmora": 1.0, "kiln": 1.0}.get)
-    assert rare.weak(rare.evidence("Who painted the Velmora kiln?", CONTEXT))  # a rare missing word still abstains
+    on_topic = [_hit("kiln", KILN, 1, 0.5)]
+    assert rare.weak(rare.evidence("Who painted the Velmora kiln?", on_topic))  # a rare missing word still abstains
+
+
+def test_a_sentence_repeating_a_question_word_the_passage_lacks_is_unsupported(grounder):
+    evidence = grounder.evidence("Does the Velmora kiln have a chimney?", CONTEXT)
+    [verdict] = grounder.check("The Velmora kiln does not have a chimney.", evidence)
+    assert not verdict.supported and verdict.missing == ("chimney",)
+    [kept] = grounder.check("The Velmora kiln reaches 1,340 °C.", evidence)  # says nothing of the chimney
+    assert kept.supported and kept.missing == ()
