@@ -104,16 +104,16 @@ class Grounder:
 
     def support(self, sentence: str, vector: np.ndarray, evidence: Evidence, passage: int) -> Support:
         """The verdict on ``sentence`` against one passage (used for the passage a ``[n]`` marker names)."""
-        hit = evidence.context[passage]
-        haystack = f"{hit.passage.title}. {hit.passage.metadata.get('section') or ''}. {hit.passage.text}"
+        haystack = _haystack(evidence.context[passage])
         missing = tuple(x for x in [*numbers(sentence), *names(sentence)] if not contains(haystack, x))
         words = content_words(sentence)
+        passage_words = set(content_words(haystack))
         # a topic word of the question that the passage lacks is a claim the passage does not make ("does not have
         # a café"), even though the question supplied the word
-        held = {w[:_PREFIX] for w in content_words(haystack)}
+        held = {w[:_PREFIX] for w in passage_words}
         asked = {w[:_PREFIX] for w in _topic_words(evidence.question)}
         missing += tuple(w for w in words if w[:_PREFIX] in asked and w[:_PREFIX] not in held)
-        known = set(content_words(haystack)) | set(content_words(evidence.question))
+        known = passage_words | set(content_words(evidence.question))
         coverage = sum(w in known for w in words) / len(words) if words else 0.0
         rows = [i for i, (p, _, _) in enumerate(evidence.spans) if p == passage]
         sims = evidence.vectors[rows] @ vector if rows else np.zeros(0)
@@ -183,8 +183,7 @@ class Grounder:
             return 1.0
         best = 0.0
         for hit in evidence.context:
-            p = hit.passage
-            words = {w[:_PREFIX] for w in content_words(f"{p.title} {p.metadata.get('section') or ''} {p.text}")}
+            words = {w[:_PREFIX] for w in content_words(_haystack(hit))}
             best = max(best, sum(v for k, v in weights.items() if k in words) / total)
         return best
 
@@ -204,7 +203,8 @@ class Grounder:
 
         A research question worded unlike its abstract ("Do mossy fibers release GABA?") misses topic words, yet its
         abstract is far closer to it than a passage that merely shares the topic is to a question it does not answer.
-        Such a question is answered only by a supported generated answer: no quote holds its topic (``covered``).
+        When it gets no supported generated answer, its quote is not called supported: no passage holds its topic
+        (``covered``).
         """
         if not self.config.abstain:
             return False
@@ -214,6 +214,11 @@ class Grounder:
         if retrieval < self.config.min_retrieval and not strong_sentence:
             return True
         return retrieval < self.config.close_retrieval and not self.covered(evidence)
+
+
+def _haystack(hit: Hit) -> str:
+    """What a passage says, for word checks: its title, section and text."""
+    return f"{hit.passage.title}. {hit.passage.metadata.get('section') or ''}. {hit.passage.text}"
 
 
 def _topic_words(question: str) -> list[str]:
