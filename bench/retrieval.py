@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
             print(f"{name:16s} nDCG@10 {scores[nDCG @ 10]:.4f}  R@100 {scores[R @ 100]:.4f}  {ms:.1f} ms/query")
     if args.out:
         args.out.write_text(json.dumps({"split": args.split, "settings": settings.retrieval.model_dump(),
+                                        "embedding": settings.embedding.model_dump(),
+                                        "ingest": {"passages": report.passages, "seconds": report.seconds},
                                         "results": results}, indent=2), encoding="utf-8")
     return results
 

@@ -1,0 +1,58 @@
+"""``embedding.runtime = "onnx-int8"`` on the real bundled MiniLM: exported once, close to torch, same rankings."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.embed import SentenceTransformerEmbedder
+from rag.errors import ModelLoadError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _int8(embedder: SentenceTransformerEmbedder, cache: Path) -> SentenceTransformerEmbedder:
+    emb = SentenceTransformerEmbedder(embedder.config.model_copy(update={"runtime": "onnx-int8",
+                                                                         "cache_dir": str(cache)}))
+    emb.__dict__["model"] = embedder.model  # the session's loaded model (the tokenizer, the export): no second load
+    return emb
+
+
+def test_missing_onnxruntime_is_one_clear_error(monkeypatch, embedder, tmp_path) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime -> ImportError
+    with pytest.raises(ModelLoadError, match=r"pip install -e '\.\[onnx\]'"):
+        _int8(embedder, tmp_path).embed(["the Velmora kiln"])
+
+
+@pytest.mark.slow
+def test_int8_vectors_are_close_to_torch_and_rank_passages_alike(embedder, tmp_path, monkeypatch) -> None:
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed: pip install -e '.[onnx]'")
+    rows = [json.loads(line) for line in (ROOT / "tests/fixtures/trust/qa.jsonl").read_text().splitlines()]
+    passages = [r["context"] for r in rows if r.get("context")]
+    questions = [r["question"] for r in rows if r.get("context")]
+    int8 = _int8(embedder, tmp_path)
+    fast, exact = int8.embed(passages), embedder.embed(passages)
+    cosine = (fast * exact).sum(axis=1)
+    assert cosine.min() > 0.97 and cosine.mean() > 0.985
+    assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
+    top_fast = (int8.embed_queries(questions) @ fast.T).argmax(axis=1)
+    top_exact = (embedder.embed_queries(questions) @ exact.T).argmax(axis=1)
+    assert (top_fast == top_exact).mean() >= 0.9
+    own = np.arange(len(questions))  # the passage written for each question
+    assert (top_fast == own).sum() >= (top_exact == own).sum() - 1
+
+    exported = list((tmp_path / "onnx").glob("*.int8.onnx"))
+    assert len(exported) == 1
+    stamp = exported[0].stat().st_mtime_ns
+    import rag.onnx_embed
+
+    def no_export(*_: object) -> None:
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(rag.onnx_embed, "export_int8", no_export)
+    np.testing.assert_allclose(_int8(embedder, tmp_path).embed(passages), fast, atol=1e-5)
+    assert exported[0].stat().st_mtime_ns == stamp
