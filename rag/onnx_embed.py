@@ -16,6 +16,7 @@ fp32, nDCG@10 dense 0.662 vs 0.664, hybrid 0.731 vs 0.729.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tempfile
@@ -74,12 +75,16 @@ def export_int8(model: Any, target: Path, token_types: bool) -> Path:  # noqa: A
     with tempfile.TemporaryDirectory(prefix=".tmp-", dir=target.parent) as tmp:
         plain, quantized = Path(tmp) / "model.onnx", Path(tmp) / "model.int8.onnx"
         try:
+            axes = {n: {0: "batch", 1: "tokens"} for n in names} | {"embedding": {0: "batch"}}
             with warnings.catch_warnings(), torch.inference_mode():
-                warnings.simplefilter("ignore")
+                warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notes, not the user's concern
                 torch.onnx.export(Pooled().eval(), example, str(plain), dynamo=False, opset_version=17,
-                                  input_names=names, output_names=["embedding"],
-                                  dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names} | {"embedding": {0: "batch"}})
-            quantize_dynamic(str(plain), str(quantized), weight_type=QuantType.QInt8, per_channel=True)
+                                  input_names=names, output_names=["embedding"], dynamic_axes=axes)
+            logging.disable(logging.WARNING)  # the quantizer logs advice on image-model pre-processing to the root
+            try:
+                quantize_dynamic(str(plain), str(quantized), weight_type=QuantType.QInt8, per_channel=True)
+            finally:
+                logging.disable(logging.NOTSET)
         except Exception as exc:  # noqa: BLE001 - any export failure becomes one clear error
             raise ModelLoadError(f"cannot export the embedding model to int8 ONNX ({type(exc).__name__}: {exc}); "
                                  f"set embedding.runtime = 'torch'") from exc
@@ -96,7 +101,11 @@ class OnnxEncoder:
         ort = import_onnxruntime()
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - a damaged cache file becomes one clear error
+            raise ModelLoadError(f"{path}: ONNX Runtime cannot load it ({type(exc).__name__}); delete the file to "
+                                 f"export the model again") from exc
         self.token_types = token_types
 
     def __call__(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:

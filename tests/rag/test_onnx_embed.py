@@ -28,6 +28,19 @@ def test_missing_onnxruntime_is_one_clear_error(monkeypatch, embedder, tmp_path)
         _int8(embedder, tmp_path).embed(["the Velmora kiln"])
 
 
+def test_a_damaged_export_is_one_clear_error_naming_it(embedder, tmp_path) -> None:
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed: pip install -e '.[onnx]'")
+    from rag.models import BUNDLED_EMBEDDERS, resolve_local
+    from rag.onnx_embed import int8_model_path
+
+    path = int8_model_path(resolve_local(embedder.config.model, BUNDLED_EMBEDDERS, False), tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not an onnx graph")
+    with pytest.raises(ModelLoadError, match="delete the file") as caught:
+        _int8(embedder, tmp_path).embed(["the Velmora kiln"])
+    assert str(path) in str(caught.value)
+
+
 @pytest.mark.slow
 def test_int8_vectors_are_close_to_torch_and_rank_passages_alike(embedder, tmp_path, monkeypatch) -> None:
     pytest.importorskip("onnxruntime", reason="the onnx extra is not installed: pip install -e '.[onnx]'")
