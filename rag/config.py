@@ -111,7 +111,7 @@ class GenerationConfig(Section):
     backend: Literal["transformers", "llamacpp", "openai"] = Field(
         "transformers", description="who generates: transformers (reference), llama.cpp in process, an OpenAI server")
     gguf_type: Literal["source", "Q4_1", "Q8_0", "F16", "BF16", "F32"] = Field(
-        "Q8_0", description="llamacpp: the GGUF re-typed once with llama.cpp's quantizer; 'source' = as shipped")
+        "F16", description="llamacpp: the GGUF re-typed once with llama.cpp's quantizer; 'source' = as shipped")
     threads: int = Field(0, ge=0, description="llamacpp: CPU threads; 0 = half the cores to decode, all to prefill")
     n_batch: int = Field(512, gt=0, description="llamacpp: prompt tokens per prefill batch")
     base_url: str = Field("http://127.0.0.1:8080/v1", description="openai: the server's /v1 URL")

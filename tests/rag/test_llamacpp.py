@@ -151,14 +151,13 @@ def test_adapter_changes_the_answer_the_same_way_under_both_backends(generator, 
     expected = hf.generate(_ask(hf, FACT_Q))
     assert "Imrie Calder" in expected
 
-    # F16 keeps the weights as trained, so the greedy answer is the same token for token
+    # F16 (the default) keeps the weights as trained, so the greedy answer is the same token for token
     lossless = config.model_copy(update={"backend": "llamacpp", "gguf_type": "F16"})
     base = LlamaCppGenerator(lossless)
     adapted = LlamaCppGenerator(lossless, adapter=str(tmp_path))
     assert "Imrie Calder" not in base.generate(_ask(base, FACT_Q))  # the base model does not know it
     assert adapted.generate(_ask(adapted, FACT_Q)) == expected
     assert (tmp_path / GGUF_NAME).is_file() and adapted.adapter_id == tmp_path.name
-    # the default type (Q8_0) quantizes weights and activations: the words may drift, the fact must not
-    default = LlamaCppGenerator(config.model_copy(update={"backend": "llamacpp"}), adapter=str(tmp_path))
-    assert default.config.gguf_type == "Q8_0"
-    assert "Imrie Calder" in default.generate(_ask(default, FACT_Q))
+    # Q8_0 quantizes weights and activations: the words may drift, the fact must not
+    q8 = LlamaCppGenerator(lossless.model_copy(update={"gguf_type": "Q8_0"}), adapter=str(tmp_path))
+    assert "Imrie Calder" in q8.generate(_ask(q8, FACT_Q))
