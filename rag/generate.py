@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -27,7 +26,7 @@ import torch
 from rag.config import GenerationConfig
 from rag.batching import padded_batches
 from rag.errors import ModelLoadError
-from rag.models import BUNDLED_LLMS, cpu_has_fast_bf16, offline_env, resolve_local
+from rag.models import BUNDLED_LLMS, cpu_has_fast_bf16, derived_path, offline_env, resolve_local
 
 MAX_CONTEXT = 8192
 MIN_SHARED_PREFIX = 16  # tokens; a shorter common prefix is not worth a separate prefill
@@ -40,9 +39,7 @@ def _first_line(exc: BaseException) -> str:
 
 def gguf_cache_dir(config: GenerationConfig, gguf: Path) -> Path:
     """Cache folder of the safetensors copy of ``gguf``, keyed by model id and the file's size and mtime."""
-    stat = gguf.stat()
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", config.model).strip("_")
-    return Path(config.cache_dir).expanduser() / "llm" / f"{slug}-{stat.st_size}-{int(stat.st_mtime)}"
+    return derived_path(config.cache_dir, "llm", config.model, [gguf])
 
 
 def _convert_gguf(gguf: Path, target: Path) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import re
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -25,7 +24,7 @@ import numpy as np
 from rag.config import GenerationConfig
 from rag.errors import ModelLoadError
 from rag.lora_gguf import convert_peft_to_gguf, gguf_adapter_path
-from rag.models import BUNDLED_LLMS, offline_env, resolve_local
+from rag.models import BUNDLED_LLMS, derived_path, offline_env, resolve_local
 
 INSTALL_HINT = "pip install -e '.[llamacpp]'  (builds llama-cpp-python from source; a few minutes)"
 FTYPES = {"F32": 0, "F16": 1, "Q4_1": 3, "Q8_0": 7, "BF16": 32}  # llama_ftype values (llama.h)
@@ -46,9 +45,7 @@ def retyped_gguf(source: Path, gguf_type: str, cache_dir: str | Path, threads: i
     """``source`` re-typed to ``gguf_type`` with llama.cpp's quantizer, written once (atomically) and cached."""
     if gguf_type == "source":
         return source
-    stat = source.stat()
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", source.stem)
-    target = Path(cache_dir).expanduser() / "gguf" / f"{slug}-{stat.st_size}-{int(stat.st_mtime)}.{gguf_type}.gguf"
+    target = derived_path(cache_dir, "gguf", source.stem, [source], f".{gguf_type}.gguf")
     if target.is_file():
         return target
     llama_cpp = import_llama_cpp()

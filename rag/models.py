@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -76,6 +78,16 @@ def pick_dtype(setting: str, device: str = "cpu") -> torch.dtype:
     if device.startswith("cuda"):
         return torch.bfloat16
     return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
+
+
+def derived_path(cache_dir: str | Path, kind: str, name: str, sources: Sequence[Path], suffix: str = "") -> Path:
+    """Where a file made from model files ``sources`` is cached: ``cache_dir/kind/<name>-<size>-<mtime>...<suffix>``.
+
+    The name changes when a source file changes, so a stale copy is never used; no sources (a hub id) -> ``hub``.
+    """
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
+    stamp = "-".join(f"{p.stat().st_size}-{int(p.stat().st_mtime)}" for p in sources) or "hub"
+    return Path(cache_dir).expanduser() / kind / f"{slug}-{stamp}{suffix}"
 
 
 def offline_env(allow_downloads: bool) -> None:

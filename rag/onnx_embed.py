@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from rag.errors import ModelLoadError
+from rag.models import derived_path
 
 INSTALL_HINT = "pip install -e '.[onnx]'"
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -46,10 +46,10 @@ def int8_model_path(source: str, cache_dir: str | Path) -> Path:
     """Where the int8 graph of the model at ``source`` (a folder, or a hub id) is cached; a local folder's key
     changes when its weights change."""
     folder = Path(source)
-    weights = (sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))) if folder.is_dir() else []
-    stamp = "-".join(f"{w.stat().st_size}-{int(w.stat().st_mtime)}" for w in weights) or "hub"
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{folder.parent.name}_{folder.name}" if folder.is_dir() else source)
-    return Path(cache_dir).expanduser() / "onnx" / f"{slug}-{stamp}.int8.onnx"
+    if not folder.is_dir():
+        return derived_path(cache_dir, "onnx", source, [], ".int8.onnx")
+    weights = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+    return derived_path(cache_dir, "onnx", f"{folder.parent.name}_{folder.name}", weights, ".int8.onnx")
 
 
 def export_int8(model: Any, target: Path, token_types: bool) -> Path:  # noqa: ANN401 - a SentenceTransformer
