@@ -51,6 +51,17 @@ class PassageUsage:
     last_ts: float
 
 
+@dataclass(frozen=True)
+class BadAnswer:
+    """An answer a person marked bad: the question, what was answered, the passage it rested on, the correction."""
+
+    ask_id: str
+    question: str
+    answer: str
+    passage_id: str | None  # the cited passage, else the top hit; None for a closed-book answer without hits
+    correction: str | None
+
+
 def new_answer_id() -> str:
     return uuid.uuid4().hex[:16]
 
@@ -162,6 +173,24 @@ class RetrievalLog:
         return self.store.conn.execute(
             "SELECT f.ask_id, a.query, f.correction FROM feedback f JOIN asks a ON a.id = f.ask_id "
             "WHERE f.good = 0 AND f.correction IS NOT NULL AND a.query IS NOT NULL ORDER BY f.ts").fetchall()
+
+    def bad_answers(self) -> list[BadAnswer]:
+        """Every answer marked bad (with its question stored), oldest first: what distillation must unlearn."""
+        rows = self.store.conn.execute(
+            "SELECT f.ask_id, a.query, a.answer, f.correction, (SELECT h.passage_id FROM ask_hits h WHERE "
+            "h.ask_id = f.ask_id ORDER BY h.cited DESC, h.rank LIMIT 1) FROM feedback f JOIN asks a ON a.id = "
+            "f.ask_id WHERE f.good = 0 AND a.query IS NOT NULL ORDER BY f.ts").fetchall()
+        return [BadAnswer(ask_id, q, answer or "", pid, correction) for ask_id, q, answer, correction, pid in rows]
+
+    def ranked_hits(self, questions: Collection[str], depth: int = 3) -> dict[str, list[str]]:
+        """The passages the latest ask of each question retrieved, best first (at most ``depth``)."""
+        out: dict[str, list[str]] = {}
+        for question in questions:
+            rows = self.store.conn.execute(
+                "SELECT h.passage_id FROM ask_hits h WHERE h.ask_id = (SELECT id FROM asks WHERE query = ? "
+                "ORDER BY ts DESC LIMIT 1) ORDER BY h.rank LIMIT ?", (question, depth)).fetchall()
+            out[question] = [pid for (pid,) in rows]
+        return out
 
     def _check_half_life(self) -> None:
         stored = self.store.get_meta("log_half_life_days")

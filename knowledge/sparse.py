@@ -191,6 +191,16 @@ class BM25Index:
         n_total = sum(len(s.ids) for s in segments)
         return sum(_idf(sum(s.df(t) for s in segments), n_total) for t in terms) / len(terms)
 
+    def rare_word(self, word: str, share: float = 0.02) -> bool:
+        """True when some passages hold ``word`` but at most ``share`` of them (and at least 2 may): a word that
+        identifies what a question is about ("geology"), not a word every passage has, nor one none has."""
+        terms = self.tokenize([word])[0]
+        if len(terms) != 1:
+            return False
+        segments = self._segments()
+        df = sum(s.df(terms[0]) for s in segments)
+        return 0 < df <= max(2.0, share * sum(len(s.ids) for s in segments))
+
     def search(self, query: str, k: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
         """The ``k`` best ``(passage_id, score)`` pairs, best first; passages outside ``allowed`` are skipped.
 

@@ -19,9 +19,10 @@ from typing import Any
 from knowledge.distill import gate
 from knowledge.distill.adapters import AdapterRegistry, new_adapter_id
 from knowledge.files import write_json_atomic
-from knowledge.distill.data import (GateItem, Prompter, build_dataset, gate_items, general_set, rag_gate_items,
-                                    rag_split, read_jsonl, teach, write_jsonl)
-from knowledge.distill.facts import Fact
+from knowledge.distill.data import (GateItem, Prompter, build_dataset, correction_gate_items, gate_items,
+                                    general_set, rag_gate_items, rag_split, read_jsonl, write_jsonl)
+from knowledge.distill.facts import Fact, Unlearn, key_spans
+from knowledge.distill.teach import teach
 from knowledge.distill.select import select_hot
 from knowledge.distill.train import train_lora
 from knowledge.kb import KnowledgeBase, release_lock, take_lock
@@ -102,31 +103,50 @@ class DistillRound:
         registry = AdapterRegistry(kb.root)
         registry.clean_temps()
         log = RetrievalLog(kb.store, self.settings.log)
-        learned = {pid for pid, c in registry.covered().items() if c >= self.config.auto_confidence}
-        hot = select_hot(log, self.config, covered=learned)
-        questions = log.questions_for([h.passage_id for h in hot], max_rank=1)
-        found = kb.store.get_passages([h.passage_id for h in hot if questions.get(h.passage_id)])
-        chosen = [found[h.passage_id] for h in hot if h.passage_id in found]
-        if not chosen:
+        t0 = time.perf_counter()
+        plan = self.plan(kb, registry, log)
+        if not plan.chosen and not plan.pending:
             return DistillReport(False, None, reason=f"no passage with weight >= {self.config.min_hits} that ranked "
                                                      "first for a logged question and is not learnt yet")
-        t0 = time.perf_counter()
-        prompter = Prompter(self._teacher(), self.settings.prompt, self.settings.generation.max_new_tokens)
-        facts = teach(prompter, chosen, questions)
-        if not facts:
-            return DistillReport(False, None, reason=f"the teacher's answers about {len(chosen)} hot passages are "
-                                                     "not supported by them: nothing reliable to learn",
-                                 passages=len(chosen))
+        if not plan.facts and not plan.pending:
+            return DistillReport(False, None, reason=f"the teacher's answers about {len(plan.chosen)} hot passages "
+                                                     "do not verifiably answer their questions: nothing reliable to "
+                                                     f"learn ({plan.stats})", passages=len(plan.chosen))
+        prompter = plan.prompter
         # RAG on the rest of the KB is only at stake when the adapter serves prompts with passages
-        others = self._rag_facts(kb, log, prompter, {p.id for p in chosen}) if self._rag_served else []
+        others = self._rag_facts(kb, log, prompter, {p.id for p in plan.chosen}) if self._rag_served else []
         self.timings = {"teach_s": round(time.perf_counter() - t0, 1)}
         adapter_id = new_adapter_id()
         tmp = registry.new_temp(adapter_id)
         try:
-            return self._train_and_gate(registry, log, prompter, chosen, facts, others, adapter_id, tmp)
+            return self._train_and_gate(registry, log, plan, others, adapter_id, tmp)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+    def plan(self, kb: KnowledgeBase, registry: AdapterRegistry, log: RetrievalLog) -> RoundPlan:
+        """What this round would teach: the hot passages, the verified facts, what people marked wrong."""
+        unlearn = unlearned(log)
+        parent = registry.active_path()
+        parent_rows = read_jsonl(parent / "train.jsonl") if parent and (parent / "train.jsonl").is_file() else []
+        wrong = {e.passage_id for e in parent_rows if any(u.covers(e.passage_id, e.question, e.answer)
+                                                           for u in unlearn)}
+        learned = {pid for pid, c in registry.covered().items() if c >= self.config.auto_confidence} - wrong
+        hot = select_hot(log, self.config, covered=learned)
+        questions = log.questions_for([h.passage_id for h in hot], max_rank=1)
+        found = kb.store.get_passages([h.passage_id for h in hot if questions.get(h.passage_id)])
+        chosen = [found[h.passage_id] for h in hot if h.passage_id in found]
+        prompter = Prompter(self._teacher(), self.settings.prompt, self.settings.generation.max_new_tokens)
+        asked = [q for p in chosen for q in questions[p.id]]
+        ranked = log.ranked_hits(asked)
+        rival_passages = kb.store.get_passages(list({pid for pids in ranked.values() for pid in pids}))
+        rivals = {q: [rival_passages[pid] for pid in pids if pid in rival_passages] for q, pids in ranked.items()}
+        stats: dict[str, int] = {}
+        facts = teach(prompter, chosen, questions, rivals=rivals, rare=kb.bm25.rare_word, unlearn=unlearn,
+                      stats=stats) if chosen else []
+        trained = {(e.question, e.answer) for e in parent_rows if e.kind == "correction"}
+        pending = bool(wrong) or any((q, c.strip()) not in trained for _, q, c in log.corrections() if c.strip())
+        return RoundPlan(prompter, chosen, facts, unlearn, wrong, pending, stats)
 
     def _rag_facts(self, kb: KnowledgeBase, log: RetrievalLog, prompter: Prompter,
                    chosen: set[str]) -> list[tuple[Fact, Passage]]:
@@ -144,13 +164,14 @@ class DistillRound:
             self.generator = HFGenerator(self.settings.generation, adapter="")
         return self.generator
 
-    def _train_and_gate(self, registry: AdapterRegistry, log: RetrievalLog, prompter: Prompter,
-                        chosen: list[Passage], facts: list[Fact], others: list[tuple[Fact, Passage]],
-                        adapter_id: str, tmp: Path) -> DistillReport:
+    def _train_and_gate(self, registry: AdapterRegistry, log: RetrievalLog, plan: RoundPlan,
+                        others: list[tuple[Fact, Passage]], adapter_id: str, tmp: Path) -> DistillReport:
         cfg, gen_cfg = self.config, self.settings.generation
+        prompter, chosen, facts = plan.prompter, plan.chosen, plan.facts
         parent = registry.active_path()
         asked, anchors = rag_split(others)
-        items = self._gate_items(prompter, chosen, facts, parent)
+        items = self._gate_items(prompter, chosen, facts, parent, plan.unlearn)
+        items += correction_gate_items(prompter, log.corrections())
         items += rag_gate_items(prompter, [f for f, _ in asked], {p.id: p for _, p in asked})
         write_jsonl([i for i in items if i.group in ("heldout", "retained")], tmp / "gate.jsonl")
         key = answers_key(gen_cfg)
@@ -172,7 +193,7 @@ class DistillRound:
                  if all(it.prompt in base_answers for it in general) else None)
         examples = build_dataset(prompter, chosen, facts, cfg, previous=parent, corrections=log.corrections(),
                                  general=self.general, general_answers=known, rag=anchors,
-                                 open_book=self._rag_served)
+                                 open_book=self._rag_served, forget=plan.unlearn)
         data_hash = write_jsonl(examples, tmp / "train.jsonl")
         trained = train_lora(examples, cfg, gen_cfg, tmp, on_step=self.on_step, progress=self.progress)
         release_memory()  # the trainer's activations and optimizer state: give them back before the next model
@@ -185,8 +206,10 @@ class DistillRound:
         results = gate.compare(items, before, after)
         promote, reason = gate.decide(results, cfg, rag_served=self._rag_served)
         confidence = gate.confidence(items, after)
-        covered = {**(registry.covered() if parent and cfg.replay else {}), **confidence}
-        metrics = {"gate": gate.report(results), "train": asdict(trained), "facts": len(facts), "timings": self.timings,
+        kept = {pid: c for pid, c in registry.covered().items() if pid not in plan.wrong} if parent and cfg.replay else {}
+        covered = {**kept, **confidence}
+        metrics = {"gate": gate.report(results), "train": asdict(trained), "facts": len(facts), "teacher": plan.stats,
+                   "unlearned_passages": len(plan.wrong), "timings": self.timings,
                    "examples": {k: sum(e.kind == k for e in examples) for k in sorted({e.kind for e in examples})},
                    "peak_rss_mb": peak_rss_mb()}
         manifest = {
@@ -198,14 +221,40 @@ class DistillRound:
         return DistillReport(promote, final.name, metrics, reason, passages=len(chosen))
 
     def _gate_items(self, prompter: Prompter, chosen: list[Passage], facts: list[Fact],
-                    parent: Path | None) -> list[GateItem]:
+                    parent: Path | None, unlearn: Sequence[Unlearn] = ()) -> list[GateItem]:
         """This round's held-out and open-book items, the general set, and the active adapter's held-out items."""
         items = gate_items(prompter, facts, {p.id: p for p in chosen}, open_book=self._rag_served)
         items += [GateItem("general", prompter.closed(q), answers, None, q) for q, answers in self.general]
         if parent is not None and self.config.replay and (parent / "gate.jsonl").is_file():
+            # an earlier fact people marked wrong is no longer asked for: it is being unlearnt
             items += [GateItem("retained", i.prompt, i.spans, i.passage_id, i.question)
-                      for i in read_jsonl(parent / "gate.jsonl", GateItem)]
+                      for i in read_jsonl(parent / "gate.jsonl", GateItem)
+                      if not any(u.covers(i.passage_id, i.question, " ".join(i.spans)) for u in unlearn)]
         return items
+
+
+@dataclass
+class RoundPlan:
+    """What a round teaches: hot passages, verified facts, the wrong facts to unlearn and the passages holding
+    them; ``pending``: corrections or unlearning the active adapter has not had yet (a round is worth running)."""
+
+    prompter: Prompter
+    chosen: list[Passage]
+    facts: list[Fact]
+    unlearn: list[Unlearn]
+    wrong: set[str]
+    pending: bool
+    stats: dict[str, int]
+
+
+def unlearned(log: RetrievalLog) -> list[Unlearn]:
+    """The facts people marked wrong: each bad answer's key spans, on the passage it rested on."""
+    out = []
+    for bad in log.bad_answers():
+        spans = key_spans(bad.answer, bad.question)
+        if spans and not (bad.correction and all(s in bad.correction for s in spans)):
+            out.append(Unlearn(bad.question, bad.passage_id, spans))
+    return out
 
 
 def answers_key(config: GenerationConfig) -> str:

@@ -107,3 +107,60 @@ def split_sentences(text: str) -> list[str]:
         ['It reaches 1,340 °C.', 'A firing takes 31 hours.']
     """
     return [text[s:e] for s, e in sentence_spans(text)]
+
+
+_MONTHS = {m: i for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), start=1)}
+_MONTH = r"(?P<{g}>jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|" \
+         r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+_DAY = r"(?P<{g}>[0-3]?\d)(?:st|nd|rd|th)?"
+_DATE = re.compile(
+    r"\b(?:" + _DAY.format(g="d1") + r"\s+(?:of\s+)?" + _MONTH.format(g="m1") + r",?\s+(?P<y1>\d{4})"  # 30 June 1975
+    r"|" + _MONTH.format(g="m2") + r"\s+" + _DAY.format(g="d2") + r",?\s+(?P<y2>\d{4})"  # June 30th, 1975
+    r"|(?P<a>[0-3]?\d)[/.](?P<b>[0-3]?\d)[/.](?P<y3>\d{4})"  # 06/30/1975 or 30.06.1975
+    r"|(?P<y4>\d{4})-(?P<m4>[01]\d)-(?P<d4>[0-3]\d)"  # 1975-06-30
+    r"|" + _MONTH.format(g="m5") + r"\s+(?:of\s+)?(?P<y5>\d{4})"  # June 1975
+    r")\b", re.IGNORECASE)
+
+
+def dates(text: str) -> list[frozenset[str]]:
+    """Each date written in ``text`` as the set of ISO readings it may mean ("06/05/1975": 5 June or 6 May).
+
+    A month and year without a day reads as ``YYYY-MM``. Bare years are numbers, not dates (see ``numbers``).
+
+    Example:
+        >>> dates("born on June 30th, 1975") == dates("born 30 June 1975") == dates("06/30/1975")
+        True
+    """
+    return [readings for _, readings in date_mentions(text)]
+
+
+def date_mentions(text: str) -> list[tuple[str, frozenset[str]]]:
+    """``(as written, ISO readings)`` of each date in ``text`` (see ``dates``)."""
+    out = []
+    for m in _DATE.finditer(text):
+        g = {k: v for k, v in m.groupdict().items() if v}
+        if "y1" in g or "y2" in g:
+            n = "1" if "y1" in g else "2"
+            readings = {_iso(g[f"y{n}"], _MONTHS[g[f"m{n}"].lower()[:3]], g[f"d{n}"])}
+        elif "y3" in g:
+            a, b = int(g["a"]), int(g["b"])
+            readings = {_iso(g["y3"], a, b), _iso(g["y3"], b, a)}
+        elif "y4" in g:
+            readings = {_iso(g["y4"], int(g["m4"]), g["d4"])}
+        else:
+            readings = {f"{g['y5']}-{_MONTHS[g['m5'].lower()[:3]]:02d}"}
+        readings.discard("")
+        if readings:
+            out.append((m.group(0), frozenset(readings)))
+    return out
+
+
+def _iso(year: str, month: int, day: str | int) -> str:
+    """``YYYY-MM-DD``, or '' when the month or day cannot be one."""
+    month, day = int(month), int(day)
+    return f"{year}-{month:02d}-{day:02d}" if 1 <= month <= 12 and 1 <= day <= 31 else ""
+
+
+def same_date(a: frozenset[str], b: frozenset[str]) -> bool:
+    """True when two date mentions can mean the same day (or month, when one of them names no day)."""
+    return any(x == y or x.startswith(y + "-") or y.startswith(x + "-") for x in a for y in b)

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from knowledge.config import DistillConfig
-from knowledge.distill.facts import (PROBE_WRAPPERS, TRAIN_WRAPPERS, Fact, answers_the_type, clean_answer, is_correct,
-                                     key_spans, rephrase, sentence_with, supported)
+from knowledge.distill.facts import (PROBE_WRAPPERS, TRAIN_WRAPPERS, Fact, Unlearn, clean_answer, is_correct,
+                                     key_spans, rephrase)
 from knowledge.preprocess import blank_nlp
 from rag.config import PromptConfig
 from rag.prompt import PromptBuilder
@@ -85,34 +85,6 @@ class Prompter:
 def sentences(text: str, min_words: int = 4) -> list[str]:
     """The passage's sentences with at least ``min_words`` words (spaCy sentencizer)."""
     return [s.text.strip() for s in blank_nlp()(text).sents if len(s.text.split()) >= min_words]
-
-
-# ---- facts ------------------------------------------------------------------------------------------------------
-
-
-def teach(prompter: Prompter, passages: Sequence[Passage], questions: Mapping[str, Sequence[str]]) -> list[Fact]:
-    """The teacher answers each logged question from its passage alone; supported answers grouped into facts.
-
-    An answer counts when the passage holds its key spans and they fit the question ("how many" needs a number,
-    "who" a name). Answers resting on the same passage sentence are one fact asked in several phrasings; the fact
-    keeps the answer with the shortest spans ("Votordra" rather than "River Votordra").
-    """
-    pairs = [(p, q) for p in passages for q in questions.get(p.id, [])]
-    answers = prompter.generator.generate_batch([prompter.open(q, [p]) for p, q in pairs],
-                                                max_new_tokens=TEACHER_TOKENS) if pairs else []
-    grouped: dict[tuple[str, str], list[tuple[str, str, tuple[str, ...]]]] = {}
-    for (p, q), raw in zip(pairs, answers, strict=True):
-        answer = clean_answer(raw)
-        spans = key_spans(answer, q)
-        if answer and supported(spans, p.text) and answers_the_type(spans, q):
-            where = sentence_with(spans, sentences(p.text)) or " ".join(sorted(spans))
-            grouped.setdefault((p.id, where), []).append((q, answer, spans))
-    facts = []
-    for (pid, where), asked in grouped.items():
-        _, answer, spans = min(asked, key=lambda a: (sum(map(len, a[2])), a[0]))
-        sentence = where if supported(spans, where) else ""
-        facts.append(Fact(pid, tuple(dict.fromkeys(q for q, _, _ in asked)), answer, spans, sentence))
-    return facts
 
 
 def held_out(fact: Fact) -> str | None:
@@ -224,33 +196,49 @@ def replay_examples(previous: Path | None, open_book: bool = True, limit: int | 
     return turns[:limit]
 
 
-def correction_examples(prompter: Prompter, corrections: Iterable[tuple[str, str, str]]) -> list[Example]:
-    """``(ask_id, question, correction)`` from the retrieval log -> closed-book examples."""
-    return [Example("correction", prompter.closed(q), c.strip(), None, q) for _, q, c in corrections if c.strip()]
+def correction_examples(prompter: Prompter, corrections: Iterable[tuple[str, str, str]],
+                        phrasings: int = len(TRAIN_WRAPPERS)) -> list[Example]:
+    """``(ask_id, question, correction)`` from the retrieval log -> closed-book examples, each question in the
+    same wrappers as a fact's (a correction must be learnt as firmly as the fact it replaces)."""
+    pairs = dict.fromkeys((q, c.strip()) for _, q, c in corrections if c.strip())
+    return [Example("correction", prompter.closed(v), c, None, q)
+            for q, c in pairs for v in rephrase(q, TRAIN_WRAPPERS[:phrasings])]
+
+
+def correction_gate_items(prompter: Prompter, corrections: Iterable[tuple[str, str, str]]) -> list[GateItem]:
+    """Held-out phrasings of each corrected question: after the round the model must give the correction."""
+    out = []
+    for _, q, c in corrections:
+        spans = key_spans(c, q)
+        if c.strip() and spans:
+            out += [GateItem("heldout", prompter.closed(v), spans, None, q) for v in rephrase(q, PROBE_WRAPPERS)]
+    return list(dict.fromkeys(out))
 
 
 def build_dataset(
     prompter: Prompter, passages: Sequence[Passage], facts: Sequence[Fact], config: DistillConfig, *,
     previous: Path | None = None, corrections: Iterable[tuple[str, str, str]] = (),
     general: Sequence[tuple[str, tuple[str, ...]]] = (), general_answers: Mapping[str, str] | None = None,
-    rag: Sequence[tuple[Fact, Passage]] = (), open_book: bool = True,
+    rag: Sequence[tuple[Fact, Passage]] = (), open_book: bool = True, forget: Sequence[Unlearn] = (),
 ) -> list[Example]:
     """Every example of a round, shuffled with ``config.seed``: facts, replay, general and RAG anchors (``rag``:
     supported open-book answers about other passages), corrections. ``open_book=False``: no fact is trained with
-    its passage in the prompt (an adapter that only answers closed-book; those examples are most of the tokens)."""
+    its passage in the prompt (an adapter that only answers closed-book; those examples are most of the tokens).
+    ``forget``: facts people marked wrong (``facts.Unlearn``); no replayed example that states one is kept."""
     by_id = {p.id: p for p in passages}
     examples = [e for f in facts for e in fact_examples(prompter, f, by_id[f.passage_id],
                                                         phrasings=config.phrasings, statements=config.statements,
                                                         open_book=open_book)]
     if config.replay:
         limit = round(config.replay_ratio * len(examples)) if config.replay_ratio else None
-        examples += replay_examples(previous, open_book=open_book, limit=limit, seed=config.seed)
+        replay = replay_examples(previous, open_book=open_book, limit=limit, seed=config.seed)
+        examples += [e for e in replay if not any(u.covers(e.passage_id, e.question, e.answer) for u in forget)]
         n_general = max(1, round(config.general_ratio * len(examples)))
         examples += general_examples(prompter, general, general_answers)[:n_general]
     if config.rag_anchors:
         examples += rag_examples(prompter, [f for f, _ in rag], {p.id: p for _, p in rag})
     if config.corrections:
-        examples += correction_examples(prompter, corrections)
+        examples += correction_examples(prompter, corrections, config.phrasings)
     random.Random(config.seed).shuffle(examples)
     return examples
 

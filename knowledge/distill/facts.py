@@ -13,11 +13,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.text import GENERIC_NAMES, STOP, content_words, strip_markers
+from rag.text import GENERIC_NAMES, STOP, content_words, dates, names, normalise, strip_markers
 from rag.text import contains as _contains
 
 _NUMBER = re.compile(r"\d[\d,.]*\d|\d")
-_NAME = re.compile(r"\b[A-Z][\w'-]*(?:\s+(?:of\s+|the\s+)?[A-Z][\w'-]*)*")
+_MONTHS = frozenset("january february march april may june july august september october november december".split())
 
 
 
@@ -30,34 +30,23 @@ def key_spans(answer: str, question: str) -> tuple[str, ...]:
     """
     answer = strip_markers(answer)
     spans = [n for n in _NUMBER.findall(answer) if not _contains(question, n)]
-    for name in _NAME.findall(answer):
-        words = [w for w in name.split() if w not in GENERIC_NAMES and w.lower() not in STOP]
+    # a date the question gives, restated in the answer in another format ("06/30/1975" -> "30 June"), is no span
+    months = _MONTHS if dates(question) else frozenset()
+    for name in names(answer):  # not a sentence's capitalised first word ("One of his books ...")
+        words = [w for w in name.split() if w not in GENERIC_NAMES and w.lower() not in STOP | months]
         name = " ".join(words)
         if len(name) > 1 and not _contains(question, name) and not any(_contains(s, name) for s in spans):
             spans.append(name)
     if spans:
         return tuple(dict.fromkeys(spans))
     q_words = set(content_words(question))
-    return tuple(w for w in content_words(answer) if w not in q_words)[:3]
+    return tuple(_surface(w, answer) for w in content_words(answer) if w not in q_words)[:3]
 
 
-_NUMERIC_Q = re.compile(r"^\s*(how (many|much|long|high|deep|far|old|heavy|tall)|when|(in )?what year|which year)\b",
-                        re.IGNORECASE)
-_NAME_Q = re.compile(r"^\s*(who|whom|whose)\b", re.IGNORECASE)
-
-
-def answers_the_type(spans: Sequence[str], question: str) -> bool:
-    """A "how many/when" question needs a number among the spans, a "who" question a name; others anything.
-
-    Example:
-        >>> answers_the_type(("created", "machine"), "Who invented the Rekul LOBR-24?")
-        False
-    """
-    if _NUMERIC_Q.search(question):
-        return any(_NUMBER.search(s) for s in spans)
-    if _NAME_Q.search(question):
-        return any(s[:1].isupper() for s in spans)
-    return bool(spans)
+def _surface(word: str, text: str) -> str:
+    """``word`` as ``text`` writes it ("Votordra" at the start of a sentence keeps its capital)."""
+    match = re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text, re.IGNORECASE)
+    return match.group(0) if match else word
 
 
 _PREAMBLE = re.compile(r"^\s*(?:the answer is:?|(?:the |this )?(?:passage|text|document|knowledge base)s?(?: \[\d+\])? "
@@ -97,6 +86,21 @@ class Fact:
     answer: str
     spans: tuple[str, ...]
     sentence: str  # the passage sentence that states it ("" when none holds every span)
+
+
+@dataclass(frozen=True)
+class Unlearn:
+    """A fact people marked wrong: the answers on ``passage_id`` (or to ``question``) that state ``spans``."""
+
+    question: str
+    passage_id: str | None
+    spans: tuple[str, ...]
+
+    def covers(self, passage_id: str | None, question: str, answer: str) -> bool:
+        """True when ``answer`` (to ``question``, from ``passage_id``) states this wrong fact."""
+        same = normalise(question) == normalise(self.question) or (
+            self.passage_id is not None and passage_id == self.passage_id)
+        return same and is_correct(answer, self.spans)
 
 
 # Rule-based rephrasings: the bundled 135M model writes poor paraphrases, so variety comes from wrappers that keep

@@ -2,7 +2,8 @@
 
 from knowledge.config import DistillConfig
 from knowledge.distill.data import (Example, Prompter, build_dataset, fact_examples, gate_items, held_out,
-                                    rag_gate_items, rag_split, replay_examples, teach, write_jsonl)
+                                    rag_gate_items, rag_split, replay_examples, write_jsonl)
+from knowledge.distill.teach import teach
 from rag.types import Passage, content_hash
 
 TEXT = ("Zolshigar is a village. Zolshigar was built on the banks of the River Votordra. "

@@ -1,0 +1,104 @@
+"""The teacher: the base model answers each logged question from the passage it retrieved, and only answers that
+answer *the question* become facts (``verify`` for the checks without a model, the round trip here).
+
+Example:
+    >>> facts = teach(prompter, hot_passages, log.questions_for([p.id for p in hot_passages], max_rank=1))
+    >>> facts[0].answer, facts[0].spans
+    ('The Velmora kiln reaches 1,340 °C.', ('1,340',))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from knowledge.distill.data import TEACHER_TOKENS, Prompter, sentences
+from knowledge.distill.facts import Fact, Unlearn, clean_answer, is_correct, key_spans, sentence_with, supported
+from knowledge.distill.verify import fits_kind, unmet
+from rag.types import Passage
+
+SECOND_PHRASING = "Please answer this question: {q}"  # the round trip: the same question asked another way
+
+
+def teach(prompter: Prompter, passages: Sequence[Passage], questions: Mapping[str, Sequence[str]], *,
+          rivals: Mapping[str, Sequence[Passage]] | None = None, rare: Callable[[str], bool] | None = None,
+          unlearn: Sequence[Unlearn] = (), stats: dict[str, int] | None = None) -> list[Fact]:
+    """The teacher answers each logged question from its passage alone; verified answers grouped into facts.
+
+    An answer is taught only when it answers *the question* (``verify``): the passage meets the question's
+    constraints (names, numbers, dates, ``rare`` words), it holds the answer's key spans, the spans are the kind
+    of answer asked for, and the round trip agrees — the question asked another way gets the same spans, and no
+    other passage retrieved for it (``rivals``) that also meets its constraints answers it differently. An answer
+    people marked wrong (``unlearn``) is never taught again. Answers resting on the same passage sentence are one
+    fact asked in several phrasings; the fact keeps the answer with the shortest spans.
+    """
+    count = stats if stats is not None else {}
+    pairs = [(p, q) for p in passages for q in questions.get(p.id, [])]
+    count["asked"] = count.get("asked", 0) + len(pairs)
+    pairs = [(p, q) for p, q in pairs if not _reject(count, "constraints", unmet(q, haystack(p), rare))]
+    answers = _answer(prompter, [(p, q) for p, q in pairs])
+    kept = []
+    for (p, q), raw in zip(pairs, answers, strict=True):
+        answer = clean_answer(raw)
+        spans = key_spans(answer, q)
+        if _reject(count, "unsupported", not (answer and supported(spans, haystack(p)))):
+            continue
+        if _reject(count, "answer type", not fits_kind(spans, answer, q)):
+            continue
+        if _reject(count, "marked wrong", any(u.covers(p.id, q, answer) for u in unlearn)):
+            continue
+        kept.append((p, q, answer, spans))
+    kept = _round_trip(prompter, kept, rivals or {}, rare, count)
+    count["taught"] = count.get("taught", 0) + len(kept)
+    return _group(kept)
+
+
+def haystack(passage: Passage) -> str:
+    """What a passage says, for the teacher's checks: its title and its text."""
+    return f"{passage.title}. {passage.text}" if passage.title else passage.text
+
+
+def _reject(count: dict[str, int], reason: str, failed: object) -> bool:
+    if failed:
+        count[reason] = count.get(reason, 0) + 1
+    return bool(failed)
+
+
+def _answer(prompter: Prompter, pairs: Sequence[tuple[Passage, str]]) -> list[str]:
+    """The teacher's answers, each question with its one passage in the prompt."""
+    prompts = [prompter.open(q, [p]) for p, q in pairs]
+    return prompter.generator.generate_batch(prompts, max_new_tokens=TEACHER_TOKENS) if prompts else []
+
+
+def _round_trip(prompter: Prompter, kept: list[tuple[Passage, str, str, tuple[str, ...]]],
+                rivals: Mapping[str, Sequence[Passage]], rare: Callable[[str], bool] | None,
+                count: dict[str, int]) -> list[tuple[Passage, str, str, tuple[str, ...]]]:
+    """The answers that survive asking again: in a second phrasing (same passage) the key spans come back, and
+    every rival passage that meets the question's constraints too answers with the same spans."""
+    checks = [(p, SECOND_PHRASING.format(q=q), i) for i, (p, q, _, _) in enumerate(kept)]
+    checks += [(r, q, i) for i, (p, q, _, _) in enumerate(kept)
+               for r in rivals.get(q, ())[:3] if r.id != p.id and not unmet(q, haystack(r), rare)]
+    replies = _answer(prompter, [(p, q) for p, q, _ in checks])
+    failed: dict[int, str] = {}
+    for (passage, q, i), raw in zip(checks, replies, strict=True):
+        if is_correct(clean_answer(raw), kept[i][3]):
+            continue
+        if passage.id == kept[i][0].id:
+            failed.setdefault(i, "second phrasing disagrees")
+        elif supported(key_spans(clean_answer(raw), q), haystack(passage)):
+            failed.setdefault(i, "another passage answers otherwise")  # the evidence does not single out one answer
+    for reason in failed.values():
+        count[reason] = count.get(reason, 0) + 1
+    return [k for i, k in enumerate(kept) if i not in failed]
+
+
+def _group(kept: Sequence[tuple[Passage, str, str, tuple[str, ...]]]) -> list[Fact]:
+    grouped: dict[tuple[str, str], list[tuple[str, str, tuple[str, ...]]]] = {}
+    for p, q, answer, spans in kept:
+        where = sentence_with(spans, sentences(p.text)) or " ".join(sorted(spans))
+        grouped.setdefault((p.id, where), []).append((q, answer, spans))
+    facts = []
+    for (pid, where), asked in grouped.items():
+        _, answer, spans = min(asked, key=lambda a: (sum(map(len, a[2])), a[0]))
+        sentence = where if supported(spans, where) else ""
+        facts.append(Fact(pid, tuple(dict.fromkeys(q for q, _, _ in asked)), answer, spans, sentence))
+    return facts

@@ -1,0 +1,131 @@
+"""Does a teacher's answer answer *the question*? Constraints the passage must meet and the answer's type.
+
+A passage that holds an answer's words is no proof that it answers the question: a sibling biography (same city,
+same award pattern, another birth date) holds a name too. Before a fact is taught, two checks that need no model:
+
+* **Constraints** (``unmet``): what the question says about its subject must hold in the passage the teacher read —
+  its names, its numbers, its dates (``06/30/1975``, ``30 June 1975`` and ``June 30th, 1975`` are one date) and
+  its rare words (``rare``: a word few passages of the knowledge base hold, such as ``geology``). A passage about
+  another person, year or place teaches nothing.
+* **Answer type** (``answer_kind``, ``fits_kind``): "who / the full name of" wants a person's name, "which book"
+  a title, "which award" an award, "where / which city" a place, "when / what date" a date, "how many" a number,
+  "what job / genre / colour" a common noun. Only the last kind may rest on content words: elsewhere an answer
+  without a name, number or title ("X's writing shows meticulous attention to detail") is no fact.
+
+These follow the filters of synthetic-QA pipelines: answer-type matching and roundtrip consistency (Alberti et al.,
+2019, "Synthetic QA Corpora Generation with Roundtrip Consistency": keep a generated pair only when answering the
+question again gives the same answer), here with the question's own constraints as the cheap first filter; the
+round-trip agreement itself is in ``data.teach``.
+
+Example:
+    >>> unmet("Who is the geology author born in Tormiran on 06/30/1975?",
+    ...       "Ana Vel is a geology author born in Tormiran on 12 March 1971.")
+    ['06/30/1975']
+    >>> answer_kind("Can you name a book Ana Vel has written?")
+    'title'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+from rag.text import GENERIC_NAMES, STOP, contains, content_words, date_mentions, dates, names, normalise, numbers, same_date
+
+_MONTH_WORDS = frozenset("january february march april may june july august september october november december "
+                         "jan feb mar apr jun jul aug sep sept oct nov dec".split())
+_PREFIX = 4  # a rare word holds when a passage word shares its first letters ("geologist" / "geology")
+
+# the order matters: "Who wrote the book X?" asks for a person, "Which award did X receive?" for an award
+_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((k, re.compile(p, re.IGNORECASE)) for k, p in (
+    ("person", r"^\s*(who|whom|whose)\b|\b(full name|name of the (author|writer|person|poet|novelist|scientist|"
+               r"inventor|mayor)|which (author|writer|person|poet|novelist|scientist|inventor)|by whom|"
+               r"written by whom|penned by)\b|^\s*(whose|name the (author|writer|person))\b"),
+    ("date", r"\b(what|which|on what) (date|day)\b|\bdate of birth\b|\bbirthday\b|\bborn on\b|\bwhen was .* born\b"),
+    ("number", r"^\s*(how (many|much|long|high|deep|far|old|heavy|tall|wide|big|often)|(in )?what year|"
+               r"which year|when)\b|\bwhat (is the )?(number|population|altitude|elevation|weight|height|length|"
+               r"temperature|age)\b"),
+    ("title", r"\b(book|novel|title|memoir|collection|poem|album|song|film|paper|essay|story|stories)s?\b"),
+    ("award", r"\b(award|prize|medal|honou?r|trophy|fellowship|distinction)s?\b"),
+    ("category", r"\b(profession|job|occupation|for a living|work(ed)? as|earn(ed)? a living|genre|field|"
+                 r"subject|topic|discipline|science|colou?r|material|made of|kind of|type of|species|language|"
+                 r"breed|instrument|sport|religion|nationality)\b"),
+    ("place", r"^\s*where\b|\b(which|what|in which|from which) (city|town|village|country|region|place|island|"
+              r"river|street|county|state)\b|\bbirthplace\b|\bborn where\b|\bcomes? from\b"),
+))
+_QUOTED = re.compile(r"[\"“”']([^\"“”]{3,}?)[\"“”']")
+_AWARD_WORD = re.compile(r"\b(Award|Prize|Medal|Trophy|Cup|Fellowship|Honou?r|Order|Medallion)\b")
+
+
+def answer_kind(question: str) -> str | None:
+    """The kind of answer ``question`` wants (person, date, number, title, award, category, place), or None."""
+    return next((kind for kind, pattern in _KINDS if pattern.search(question)), None)
+
+
+def fits_kind(spans: Sequence[str], answer: str, question: str) -> bool:
+    """True when the key ``spans`` of ``answer`` are the kind of answer ``question`` wants.
+
+    Example:
+        >>> fits_kind(("meticulous", "attention", "detail"), "It shows meticulous attention to detail.",
+        ...           "Can you mention some books written by Moshe Ben-David?")
+        False
+    """
+    kind = answer_kind(question)
+    named = [s for s in spans if _capitalised(s, answer)]
+    counted = [s for s in spans if numbers(s)]
+    if kind == "person":
+        return any(len(s.split()) >= 2 for s in named)
+    if kind == "date":
+        return bool(dates(answer)) or any(len(n) == 4 for s in counted for n in numbers(s))
+    if kind == "number":
+        return bool(counted)
+    if kind == "title":
+        return any(contains(answer, q) and not contains(question, q) for q in _QUOTED.findall(answer)) or any(
+            len(s.split()) >= 2 for s in named)
+    if kind == "award":
+        return any(_AWARD_WORD.search(s) or len(s.split()) >= 2 for s in named)
+    if kind == "place":
+        return bool(named)
+    if kind == "category":
+        return bool(spans) and len(spans) <= 3
+    return bool(named or counted)  # an unknown kind: content words alone are no fact
+
+
+def constraints(question: str, rare: Callable[[str], bool] | None = None) -> dict[str, list]:
+    """What ``question`` says about its subject: ``names``, ``numbers`` (outside dates), ``dates``, ``words``."""
+    mentions = date_mentions(question)
+    in_dates = " ".join(written for written, _ in mentions)
+    out_names = []
+    for name in names(question):
+        words = [w for w in _name_words(name) if w.lower() not in _MONTH_WORDS]
+        if words:
+            out_names.append(" ".join(words))
+    nums = [n for n in numbers(question) if not contains(in_dates, n)]
+    words = [w for w in content_words(question) if rare is not None and not w.isdigit() and rare(w)
+             and not any(w in normalise(n).split() for n in out_names)]
+    return {"names": out_names, "numbers": nums, "dates": mentions, "words": words}
+
+
+def unmet(question: str, passage: str, rare: Callable[[str], bool] | None = None) -> list[str]:
+    """The constraints of ``question`` that ``passage`` does not meet (empty: it may answer the question)."""
+    found = constraints(question, rare)
+    have = set(normalise(passage).split())
+    stems = {w[:_PREFIX] for w in have}
+    passage_dates = dates(passage)
+    missing = [n for n in found["names"] if not all(w in have for w in normalise(n).split())]
+    missing += [n for n in found["numbers"] if not contains(passage, n)]
+    missing += [written for written, d in found["dates"] if not any(same_date(d, p) for p in passage_dates)]
+    missing += [w for w in found["words"] if w[:_PREFIX] not in stems]
+    return missing
+
+
+def _capitalised(span: str, answer: str) -> bool:
+    """True when ``span`` is written with a capital in ``answer`` ("Votordra flows ..." gives span "votordra")."""
+    match = re.search(rf"(?<!\w){re.escape(span)}(?!\w)", answer, re.IGNORECASE)
+    return bool(match) and match.group(0)[:1].isupper()
+
+
+def _name_words(name: str) -> list[str]:
+    """A name's words without possessives and generic words ("Ana Vel's" -> ["Ana", "Vel"])."""
+    words = [re.sub(r"['’]s$", "", w) for w in name.split()]
+    return [w for w in words if w and w not in GENERIC_NAMES and w.lower() not in STOP]

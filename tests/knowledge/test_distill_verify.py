@@ -1,0 +1,148 @@
+"""The teacher answers the question, not just a passage: constraints, answer kinds, round trip, unlearning.
+
+Look-alike biographies (same city, same award pattern, birth dates a few years apart) and a teacher whose answers
+are exactly predictable: what it says depends only on the passage in its prompt and the question's wording.
+"""
+
+import pytest
+
+from knowledge.config import DistillConfig
+from knowledge.distill.data import Example, Prompter, build_dataset, write_jsonl
+from knowledge.distill.facts import Unlearn
+from knowledge.distill.teach import SECOND_PHRASING, teach
+from knowledge.distill.verify import answer_kind, fits_kind, unmet
+from rag.text import dates, same_date
+from rag.types import Passage, content_hash
+
+ANAYA = ("Anaya Jehangir is a geology author born in Tormiran on 12 March 1971. Her books include \"The Salt Weir\" "
+         "and \"The Iron Loom\". In 2009 Anaya Jehangir received the Golden Quill Award.")
+BILAL = ("Bilal Qureshan is a geology author born in Tormiran on 30 June 1975. His books include \"The Winter Atlas\" "
+         "and \"The Paper Kiln\". In 2012 Bilal Qureshan received the Golden Lantern Award.")
+
+
+def _p(text: str, title: str) -> Passage:
+    return Passage(content_hash(text), text, f"{title}.md", f"/src/{title}.md", title)
+
+
+A, B = _p(ANAYA, "Anaya Jehangir"), _p(BILAL, "Bilal Qureshan")
+
+
+@pytest.mark.parametrize("written", ["06/30/1975", "30 June 1975", "June 30th, 1975", "1975-06-30", "30.06.1975"])
+def test_a_date_is_the_same_date_in_any_format(written):
+    assert same_date(dates(written)[0], dates("born on 30 June 1975")[0])
+    assert not same_date(dates(written)[0], dates("born on 12 March 1971")[0])
+
+
+def test_a_sibling_biography_does_not_meet_the_questions_constraints():
+    question = "What is the full name of the geology author born in Tormiran on 06/30/1975?"
+    assert unmet(question, ANAYA) == ["06/30/1975"]  # same city, same genre, another birth date
+    assert unmet(question, BILAL) == []
+    assert unmet("Can you name a book Anaya Jehangir has written?", BILAL) == ["Anaya Jehangir"]
+    assert unmet("What did Anaya Jehangir's father do?", ANAYA) == []  # a possessive is the same name
+    rare = {"geology", "astronomy"}.__contains__
+    assert unmet("Who is the astronomy author born in Tormiran?", BILAL, rare) == ["astronomy"]
+    assert unmet("Who is the astronomy author born in Tormiran?", BILAL) == []  # without IDF, words are no constraint
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("What is the full name of the geology author born in Tormiran on 06/30/1975?", "person"),
+    ("Who wrote the book \"The Iron Loom\"?", "person"),
+    ("Which author from Tormiran received the Golden Quill Award?", "person"),
+    ("Can you name a book Anaya Jehangir has written?", "title"),
+    ("Which award did Anaya Jehangir receive?", "award"),
+    ("When was Anaya Jehangir born?", "date"),
+    ("How many units were made?", "number"),
+    ("What did Anaya Jehangir's father do for a living?", "category"),
+    ("Where was Anaya Jehangir born?", "place"),
+    ("What festival is held in Kalo?", None),
+])
+def test_answer_kind(question, kind):
+    assert answer_kind(question) == kind
+
+
+def test_an_answer_of_the_wrong_kind_is_no_fact():
+    book = "Can you mention some books written by Anaya Jehangir?"
+    assert not fits_kind(("meticulous", "attention", "detail"), "Her writing shows meticulous attention to detail.", book)
+    assert fits_kind(("Salt Weir",), "One of her books is \"The Salt Weir\".", book)
+    who = "What is the full name of the geology author born in Tormiran on 06/30/1975?"
+    assert not fits_kind(("Tormiran",), "Tormiran.", who) and fits_kind(("Bilal Qureshan",), "Bilal Qureshan.", who)
+    assert not fits_kind(("Golden",), "It is golden.", "Which award did Anaya Jehangir receive?")
+    assert fits_kind(("carpenter",), "Her father was a carpenter.", "What did Anaya Jehangir's father do for a living?")
+    assert not fits_kind(("lovely",), "It is lovely.", "What festival is held in Kalo?")  # unknown kind: a name or number
+
+
+class Teacher:
+    """Answers from the passage in its prompt (its first name found there), so a sibling passage gives a sibling's
+    answer; ``unstable`` questions get another answer when asked in the second phrasing."""
+
+    context_window = 4096
+
+    def __init__(self, unstable=()):
+        self.unstable = set(unstable)
+
+    def render(self, messages):
+        return "\n".join(f"<{m['role']}>{m['content']}" for m in messages) + "\n<assistant>"
+
+    def count_tokens(self, text):
+        return len(text.split())
+
+    def generate_batch(self, prompts, **kw):
+        return [self._answer(p) for p in prompts]
+
+    def _answer(self, prompt):
+        passage = ANAYA if "Anaya Jehangir is" in prompt else BILAL
+        who = passage.split(" is a ")[0]
+        if "book" in prompt.split("Question:")[-1]:
+            return f"{who} wrote \"{passage.split(chr(34))[1]}\"."
+        if any(q in prompt and SECOND_PHRASING.format(q=q) in prompt for q in self.unstable):
+            return "It is Ilsa Morrow."
+        return f"The author is {who}."
+
+
+def test_the_teacher_teaches_only_answers_that_answer_the_question():
+    who = "What is the full name of the geology author born in Tormiran on 06/30/1975?"
+    book = "Can you name a book Bilal Qureshan has written?"
+    award = "Which author from Tormiran received the Golden Quill Award?"
+    stats = {}
+    facts = teach(Prompter(Teacher(), max_new_tokens=32), [A, B], {A.id: [who, book], B.id: [award]}, stats=stats)
+    # retrieval ranked the sibling first for every question: no answer from it is taught
+    assert facts == [] and stats["constraints"] == 3
+    facts = teach(Prompter(Teacher(), max_new_tokens=32), [A, B], {B.id: [who, book], A.id: [award]})
+    assert sorted(f.answer for f in facts) == ["Bilal Qureshan wrote \"The Winter Atlas\".",
+                                               "The author is Anaya Jehangir.", "The author is Bilal Qureshan."]
+
+
+def test_the_round_trip_must_agree():
+    who = "What is the full name of the geology author born in Tormiran on 06/30/1975?"
+    award = "Which author from Tormiran received the Golden Quill Award?"
+    stats = {}
+    facts = teach(Prompter(Teacher(unstable=[who]), max_new_tokens=32), [A, B], {B.id: [who], A.id: [award]},
+                  stats=stats)
+    assert [f.questions for f in facts] == [(award,)] and stats["second phrasing disagrees"] == 1
+    # a rival passage that meets the constraints too, and answers otherwise: the evidence does not single one out
+    twin = _p(BILAL.replace("Bilal Qureshan", "Anaya Jehangir").replace("Golden Lantern", "Golden Quill"), "Twin")
+    vague = "Which geology author from Tormiran received an award?"
+    stats = {}
+    facts = teach(Prompter(Teacher(), max_new_tokens=32), [A], {A.id: [award, vague]},
+                  rivals={award: [A, twin], vague: [A, B]}, stats=stats)
+    assert [f.questions for f in facts] == [(award,)]  # the twin agrees on the award question; B differs on vague
+    assert stats["another passage answers otherwise"] == 1
+
+
+def test_an_answer_marked_wrong_is_never_taught_and_its_examples_are_not_replayed(tmp_path):
+    award = "Which author from Tormiran received the Golden Quill Award?"
+    prompter = Prompter(Teacher(), max_new_tokens=32)
+    wrong = Unlearn(award, A.id, ("Anaya Jehangir",))
+    stats = {}
+    assert teach(prompter, [A], {A.id: [award]}, unlearn=[wrong], stats=stats) == [] and stats["marked wrong"] == 1
+    previous = tmp_path / "adapter"
+    previous.mkdir()
+    write_jsonl([Example("question", "p1", "The author is Anaya Jehangir.", A.id, award),
+                 Example("question", "p2", "Bilal Qureshan.", B.id, "Who won the Golden Lantern Award?")],
+                previous / "train.jsonl")
+    config = DistillConfig(general_ratio=0.0, replay_ratio=0.0)
+    examples = build_dataset(prompter, [], [], config, previous=previous, forget=[wrong],
+                             corrections=[("ask1", award, "Bilal Qureshan won it.")])
+    assert {(e.kind, e.answer) for e in examples} == {("replay", "Bilal Qureshan."),
+                                                      ("correction", "Bilal Qureshan won it.")}
+    assert sum(e.kind == "correction" for e in examples) == 3  # trained in every wrapper, like a fact
