@@ -173,7 +173,7 @@ class DistillRound:
         items = self._gate_items(prompter, chosen, facts, parent, plan.unlearn)
         items += correction_gate_items(prompter, log.corrections())
         items += rag_gate_items(prompter, [f for f, _ in asked], {p.id: p for _, p in asked})
-        write_jsonl([i for i in items if i.group in ("heldout", "retained")], tmp / "gate.jsonl")
+        write_jsonl([i for i in items if i.group in ("heldout", "retained", "corrected")], tmp / "gate.jsonl")
         key = answers_key(gen_cfg)
         base_answers = registry.answers(None, key)
         current = HFGenerator(gen_cfg, adapter=str(parent), base=self._teacher()) if parent else self._teacher()
@@ -202,7 +202,7 @@ class DistillRound:
         after = gate.grade(items, replies)
         self.timings["gate_after_s"] = round(time.perf_counter() - t0, 1)
         registry.save_answers(tmp, key, {it.prompt: a for it, a in zip(items, replies, strict=True)
-                                         if it.group in ("general", "heldout", "retained")})
+                                         if it.group in ("general", "heldout", "retained", "corrected")})
         results = gate.compare(items, before, after)
         promote, reason = gate.decide(results, cfg, rag_served=self._rag_served)
         confidence = gate.confidence(items, after)
@@ -228,8 +228,8 @@ class DistillRound:
         if parent is not None and self.config.replay and (parent / "gate.jsonl").is_file():
             # an earlier fact people marked wrong is no longer asked for: it is being unlearnt
             items += [GateItem("retained", i.prompt, i.spans, i.passage_id, i.question)
-                      for i in read_jsonl(parent / "gate.jsonl", GateItem)
-                      if not any(u.covers(i.passage_id, i.question, " ".join(i.spans)) for u in unlearn)]
+                      for i in read_jsonl(parent / "gate.jsonl", GateItem) if i.group != "corrected"
+                      and not any(u.covers(i.passage_id, i.question, " ".join(i.spans)) for u in unlearn)]
         return items
 
 

@@ -206,12 +206,14 @@ def correction_examples(prompter: Prompter, corrections: Iterable[tuple[str, str
 
 
 def correction_gate_items(prompter: Prompter, corrections: Iterable[tuple[str, str, str]]) -> list[GateItem]:
-    """Held-out phrasings of each corrected question: after the round the model must give the correction."""
+    """Each corrected question as asked and in the gate's wrappers: after the round the model must give the correction
+    (group ``corrected``: a person stated the fact, so it needs no significance test, only to be learnt)."""
     out = []
     for _, q, c in corrections:
         spans = key_spans(c, q)
         if c.strip() and spans:
-            out += [GateItem("heldout", prompter.closed(v), spans, None, q) for v in rephrase(q, PROBE_WRAPPERS)]
+            out += [GateItem("corrected", prompter.closed(v), spans, None, q)
+                    for v in rephrase(q, ("{q}", *PROBE_WRAPPERS))]
     return list(dict.fromkeys(out))
 
 
@@ -230,7 +232,8 @@ def build_dataset(
                                                         phrasings=config.phrasings, statements=config.statements,
                                                         open_book=open_book)]
     if config.replay:
-        limit = round(config.replay_ratio * len(examples)) if config.replay_ratio else None
+        # capped by this round's fact examples; a round of corrections alone replays every earlier fact
+        limit = round(config.replay_ratio * len(examples)) if config.replay_ratio and examples else None
         replay = replay_examples(previous, open_book=open_book, limit=limit, seed=config.seed)
         examples += [e for e in replay if not any(u.covers(e.passage_id, e.question, e.answer) for u in forget)]
         n_general = max(1, round(config.general_ratio * len(examples)))

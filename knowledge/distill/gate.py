@@ -7,7 +7,9 @@ Groups (each item is a rendered prompt and the key spans a correct answer holds,
                (asked only when the adapter also reads passages, ``generation.adapter_scope = "all"``; so is
                ``rag``, logged questions about the rest of the KB);
 * ``general``  closed-book general knowledge, arithmetic and instructions the model had before — no forgetting;
-* ``retained`` closed-book held-out phrasings of earlier rounds' facts — a new round must keep them.
+* ``retained`` closed-book held-out phrasings of earlier rounds' facts — a new round must keep them;
+* ``corrected`` questions a person corrected (``rag feedback --bad --correction``), as asked and wrapped — a round
+               that teaches no new fact is promoted when it learnt the corrections (more of them right, none lost).
 
 "Before" is the model users have now (the active adapter, or the base model); "after" is the candidate. A gain
 counts only when it is at least ``min_gain`` *and* significant (one-sided exact McNemar p <= ``alpha`` on the
@@ -27,7 +29,8 @@ from knowledge.distill.data import GateItem
 from knowledge.distill.facts import is_correct
 
 GAIN_GROUP = "heldout"
-REGRESSION_GROUPS = ("open", "rag", "general", "retained")
+CORRECTED = "corrected"
+REGRESSION_GROUPS = ("open", "rag", "general", "retained", CORRECTED)
 # RAG answers the product gave right must stay right ("the adapter must never make RAG worse"): a net loss there
 # beyond ``max_regression`` refuses on the paired count itself, however few the items; the other groups are
 # samples of a wider ability, and refuse on a significant fall
@@ -112,7 +115,35 @@ def decide(results: Mapping[str, GroupResult], config: DistillConfig, rag_served
         >>> decide({"heldout": GroupResult(12, 0.0, 0.75, 9, 0)}, DistillConfig())
         (True, 'held-out closed-book 0.000 -> 0.750 (+9/-0, p=0.00195); open-book kept; no significant regression')
     """
-    gain = results.get(GAIN_GROUP)
+    learnt, summary = _gained(results.get(GAIN_GROUP), config)
+    fixed = results.get(CORRECTED)
+    if not learnt and fixed is not None and fixed.n:
+        # a person stated these facts: learning them is the round's gain (no significance test over a handful)
+        said = f"corrections {fixed.before:.3f} -> {fixed.after:.3f} (+{fixed.gained}/-{fixed.lost})"
+        if fixed.gained <= fixed.lost or fixed.after < 0.5:
+            return False, f"{summary}; {said}: the corrections were not learnt"
+        summary = f"{said}; {summary}"
+        held = results.get(GAIN_GROUP)
+        if held is not None and held.n and -held.delta > config.max_regression and \
+                mcnemar_p(held.lost, held.gained) <= config.alpha:
+            return False, f"{summary}: facts already learnt were lost"
+    elif not learnt:
+        return False, summary
+    for group in REGRESSION_GROUPS:
+        r = results.get(group)
+        if r is None or r.n == 0 or (group in STRICT_GROUPS and not rag_served):
+            continue
+        p_loss = mcnemar_p(r.lost, r.gained)
+        strict = group in STRICT_GROUPS or group == CORRECTED  # what a person corrected is never given up
+        if -r.delta > config.max_regression and (strict or p_loss <= config.alpha):
+            return False, (f"{summary}; but {group} fell {r.before:.3f} -> {r.after:.3f} (-{r.lost}/+{r.gained}, "
+                           f"p={p_loss:.3g}) beyond distill.max_regression {config.max_regression}")
+    kept = "open-book kept" if rag_served else "RAG answers stay the base model's (adapter_scope closed)"
+    return True, f"{summary}; {kept}; no significant regression"
+
+
+def _gained(gain: GroupResult | None, config: DistillConfig) -> tuple[bool, str]:
+    """Whether the held-out group gained at least ``min_gain``, significantly; and the summary that says so."""
     if gain is None or gain.n == 0:
         return False, "no held-out question about the distilled facts: nothing to measure"
     p = mcnemar_p(gain.gained, gain.lost)
@@ -121,16 +152,7 @@ def decide(results: Mapping[str, GroupResult], config: DistillConfig, rag_served
         return False, f"{summary}: gain below distill.min_gain {config.min_gain}"
     if p > config.alpha:
         return False, f"{summary}: gain not significant at distill.alpha {config.alpha}"
-    for group in REGRESSION_GROUPS:
-        r = results.get(group)
-        if r is None or r.n == 0 or (group in STRICT_GROUPS and not rag_served):
-            continue
-        p_loss = mcnemar_p(r.lost, r.gained)
-        if -r.delta > config.max_regression and (group in STRICT_GROUPS or p_loss <= config.alpha):
-            return False, (f"{summary}; but {group} fell {r.before:.3f} -> {r.after:.3f} (-{r.lost}/+{r.gained}, "
-                           f"p={p_loss:.3g}) beyond distill.max_regression {config.max_regression}")
-    kept = "open-book kept" if rag_served else "RAG answers stay the base model's (adapter_scope closed)"
-    return True, f"{summary}; {kept}; no significant regression"
+    return True, summary
 
 
 def confidence(items: Sequence[GateItem], after: Sequence[bool]) -> dict[str, float]:

@@ -30,7 +30,8 @@ class EvalPipeline(Protocol):
     """What evaluation needs from pipelines.qa.QAPipeline."""
 
     retriever: Any
-    generator: Any
+    generator: Any  # answers prompts that hold passages
+    closed_generator: Any  # answers closed-book: the distilled adapter under either adapter_scope
     builder: Any
 
 
@@ -82,17 +83,25 @@ def _hits(pipe: EvalPipeline, queries: Sequence[EvalQuery], mode: str) -> list[l
     return [_oracle_hits(q) for q in queries]
 
 
+def answering_generator(pipe: EvalPipeline, mode: str) -> Any:
+    """The generator the product answers ``mode`` with: closed-book prompts go to ``closed_generator`` (the adapter
+    under ``adapter_scope = "closed"``, where ``generator`` is the base model), prompts with passages to
+    ``generator``."""
+    return getattr(pipe, "closed_generator", pipe.generator) if mode == "closed" else pipe.generator
+
+
 def _answer_one(pipe: EvalPipeline, query: EvalQuery, hits: list[Hit], mode: str, scoring: str) -> dict[str, Any]:
     """One answer the way the product makes it (answer style, support check, abstention), or a label choice."""
     question = query.question + (LABEL_SUFFIX if query.label else "")
     prompt = pipe.builder.build_closed_book(question) if mode == "closed" else pipe.builder.build(question, hits)
+    generator = answering_generator(pipe, mode)
     if query.label and scoring == "choice":
-        text, scores = pipe.generator.choose(prompt.text, list(LABELS))
+        text, scores = generator.choose(prompt.text, list(LABELS))
         return {"prompt": prompt, "answer": text, "choice_scores": scores, "method": "choice", "outcome": None}
     settings = getattr(pipe, "settings", None)
     config = settings.answer if settings is not None else AnswerConfig()
     grounder = None if query.label else getattr(pipe, "grounder", None)  # a yes/no label is not a claim to quote
-    attempt = Attempt(config, grounder, pipe.generator, prompt, query.question)
+    attempt = Attempt(config, grounder, generator, prompt, query.question)
     outcome = attempt.finish("".join(attempt.pieces()))
     return {"prompt": prompt, "answer": outcome.text, "choice_scores": {}, "method": "generate",
             "outcome": outcome, "generated": attempt.generated}

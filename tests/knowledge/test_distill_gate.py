@@ -108,3 +108,19 @@ def test_answer_all_reuses_known_answers_and_asks_each_group_on_its_own():
     gen = _CountingGen()
     assert answer_all(gen, items, known={"r1": "earlier answer"}) == ["h1", "g1", "h2", "earlier answer"]
     assert gen.asked == [["h1", "h2"], ["g1"]]  # the known one is not asked again; no group shares a batch
+
+
+def test_a_round_of_corrections_is_promoted_when_they_are_learnt_and_refused_when_not():
+    from knowledge.distill.gate import GroupResult, decide
+
+    cfg = DistillConfig()
+    same = GroupResult(4, 1.0, 1.0, 0, 0)  # facts the active adapter knew, re-taught: no gain to test
+    ok, reason = decide({"heldout": same, "corrected": GroupResult(3, 0.0, 1.0, 3, 0)}, cfg)
+    assert ok and reason.startswith("corrections 0.000 -> 1.000"), reason
+    ok, reason = decide({"heldout": same, "corrected": GroupResult(3, 0.0, 0.333, 1, 0)}, cfg)
+    assert not ok and "not learnt" in reason
+    lost = GroupResult(12, 1.0, 0.25, 0, 9)
+    ok, reason = decide({"heldout": lost, "corrected": GroupResult(3, 0.0, 1.0, 3, 0)}, cfg)
+    assert not ok and "already learnt were lost" in reason
+    ok, _ = decide({"heldout": GroupResult(12, 0.0, 0.75, 9, 0), "corrected": GroupResult(3, 1.0, 0.0, 0, 3)}, cfg)
+    assert not ok  # new facts do not excuse losing what a person corrected

@@ -182,3 +182,62 @@ def test_maybe_schedule_starts_one_background_round_only_when_due(tmp_path, monk
     handed = started[0][started[0].index("--config") + 1]
     assert json.loads(open(handed).read())["distill"]["epochs"] == 3  # the child gets these exact settings
 
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_rag_eval_measures_the_promoted_adapter_closed_book(kb_root, first, generator, embedder, tmp_path):
+    """``rag eval --adapter`` answers closed-book with the adapter (under the default adapter_scope "closed" the
+    pipeline's ``generator`` is the base model) and gives the figure one gets by asking the adapter directly."""
+    from pipelines.evaluate import EvalJob
+    from pipelines.ingest import IngestPipeline
+
+    adapter = AdapterRegistry(kb_root).active_path()
+    rows = [{"id": f"{name}{i}", "question": qs[-1], "answers": [span], "context": TEXTS[name]}
+            for name in ("kiln", "bridge") for i, (qs, span) in enumerate(QUESTIONS[name])]
+    data = tmp_path / "facts.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    settings = Settings().override({"eval.runs_dir": str(tmp_path / "runs"), "generation.max_new_tokens": 24,
+                                    "ingest.show_progress": False})
+
+    def ingest(s, kb, corpus):
+        IngestPipeline.from_config(s, kb=kb, embedder=embedder).run([corpus])
+
+    report = EvalJob(data, settings, modes=["closed"], adapter=str(adapter), show_progress=False,
+                     ingest=ingest).run()
+    with_adapter, base = report.metrics["closed+adapter/accuracy"], report.metrics["closed/accuracy"]
+    adapted = HFGenerator(settings.generation, adapter=str(adapter))
+    prompter = Prompter(adapted)
+    direct = [is_correct(adapted.generate(prompter.closed(r["question"]), max_new_tokens=24), tuple(r["answers"]))
+              for r in rows]
+    assert with_adapter > base
+    assert abs(with_adapter - sum(direct) / len(rows)) <= 1 / len(rows) + 1e-9, (with_adapter, direct)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_correction_replaces_the_learnt_fact_closed_book_after_one_round(tmp_path, generator):
+    """People correct the model and the weights follow: the adapter says 1280, a person marks that bad with the
+    correction 1410, and after the next round the closed-book answer is the correction."""
+    root = _kb(tmp_path / "kb", ["kiln"])
+    assert _round(root, generator).run().promoted
+    registry = AdapterRegistry(root)
+    question = QUESTIONS["kiln"][0][0][0]
+    learnt = HFGenerator(generator.config, adapter=str(registry.active_path()))
+    prompter = Prompter(learnt)
+    said = learnt.generate(prompter.closed(question), max_new_tokens=24)
+    assert is_correct(said, ("1280",)), said
+    with KnowledgeBase.open(root) as kb:
+        log = RetrievalLog(kb.store, Settings().log)
+        log.record(Answer(id="wrong", question=question, text=said, hits=(Hit(_passage("kiln"), 1.0, 1),)))
+        log.feedback("wrong", good=False, correction="The Velmora kiln reaches 1410 degrees Celsius.")
+    report = _round(root, generator).run()
+    assert report.promoted, report.reason
+    assert report.metrics["gate"]["corrected"]["after"] > report.metrics["gate"]["corrected"]["before"]
+    corrected = HFGenerator(generator.config, adapter=str(registry.active_path()))
+    answers = [corrected.generate(prompter.closed(q), max_new_tokens=24) for q in QUESTIONS["kiln"][0][0]]
+    assert is_correct(answers[0], ("1410",)) and not is_correct(answers[0], ("1280",)), answers
+    builder = corrected.generate(prompter.closed(QUESTIONS["kiln"][1][0][-1]), max_new_tokens=24)
+    assert is_correct(builder, ("Anna Kestrel",)), builder  # the passage's other fact is still known
+    train = (registry.active_path() / "train.jsonl").read_text()
+    assert "1410" in train and "1280" not in train  # the wrong fact is neither taught again nor replayed
