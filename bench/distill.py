@@ -37,9 +37,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.factbank import Fact, make_bank, write_bank  # noqa: E402
+from bench.factbank import Fact, gold_correct, lent_value, make_bank, make_lookalike_bank, write_bank  # noqa: E402
 from knowledge.distill.data import Prompter, general_set  # noqa: E402
-from knowledge.distill.facts import is_correct  # noqa: E402
 from rag.text import normalise  # noqa: E402
 from pipelines.config import Settings  # noqa: E402
 from pipelines.distill import DistillReport, DistillRound  # noqa: E402
@@ -51,17 +50,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 ANSWER_TOKENS = 32
 TRAFFIC_TOKENS = 16  # users' answers only matter to the log (hits, citations); short keeps the bench affordable
-Item = tuple[str, tuple[str, ...], str]  # question, gold spans, gold answer
-
-
-def spans(fact: Fact) -> tuple[str, ...]:
-    """What a correct answer must contain: the number of a measured answer, else the whole answer."""
-    head = fact.answer.split()[0]
-    return (head,) if head.replace(",", "").isdigit() else (fact.answer,)
+Item = tuple[str, Fact]  # a question and the fact it asks for (scored against gold: ``factbank.gold_correct``)
 
 
 def items(facts: list[Fact], field: str, limit: int = 3) -> list[Item]:
-    return [(q, spans(f), f.answer) for f in facts for q in getattr(f, field)[:limit]]
+    return [(q, f) for f in facts for q in getattr(f, field)[:limit]]
 
 
 def build_corpus(work: Path, docs: list[dict], facts: list[Fact], distractors: int, seed: int) -> Path:
@@ -91,25 +84,28 @@ def answer(gen: HFGenerator, prompts: list[str]) -> list[str]:
     return gen.generate_batch(prompts, max_new_tokens=ANSWER_TOKENS)
 
 
-def score(preds: list[str], rows: list[Item]) -> dict[str, float]:
-    hit = [is_correct(p, s) for p, (_, s, _) in zip(preds, rows, strict=True)]
-    em = [normalise(p).rstrip(" .") == normalise(a) for p, (_, _, a) in zip(preds, rows, strict=True)]
-    return {"contains": sum(hit) / len(hit), "em": sum(em) / len(em), "n": len(hit)}
+def score(preds: list[str], rows: list[Item], bank: list[Fact] = ()) -> dict[str, float]:
+    """Gold accuracy (``contains``), exact match, and how often an answer states another entity's value (``lent``)."""
+    hit = [gold_correct(p, f) for p, (_, f) in zip(preds, rows, strict=True)]
+    em = [normalise(p).rstrip(" .") == normalise(f.answer) for p, (_, f) in zip(preds, rows, strict=True)]
+    lent = [lent_value(p, f, bank) for p, (_, f) in zip(preds, rows, strict=True)] if bank else []
+    return {"contains": sum(hit) / len(hit), "em": sum(em) / len(em), "n": len(hit)} | (
+        {"lent": sum(lent)} if bank else {})
 
 
 def measure(qa: QAPipeline, gen: HFGenerator, sets: dict[str, list[Item]], per_fact: dict[str, int],
-            open_book: bool = True) -> dict[str, Any]:
+            open_book: bool = True, bank: list[Fact] = ()) -> dict[str, Any]:
     """Closed-book scores of every set; open-book (real retrieval, the pipeline's own prompts) on one phrasing per
     fact. The general-ability set is measured by the round's own gate (same prompts, same scoring)."""
     out = {}
     for name, rows in sets.items():
-        closed = [qa.builder.build_closed_book(q).text for q, _, _ in rows]
-        out[f"closed_{name}"] = score(answer(gen, closed), rows)
+        closed = [qa.builder.build_closed_book(q).text for q, _ in rows]
+        out[f"closed_{name}"] = score(answer(gen, closed), rows, bank)
         if not open_book:
             continue
         first = rows[:: per_fact[name]]
-        opened = [qa.builder.build(q, qa.retriever.retrieve(q, None, None)).text for q, _, _ in first]
-        out[f"open_{name}"] = score(answer(gen, opened), first)
+        opened = [qa.builder.build(q, qa.retriever.retrieve(q, None, None)).text for q, _ in first]
+        out[f"open_{name}"] = score(answer(gen, opened), first, bank)
     return out
 
 
@@ -157,7 +153,7 @@ def split_docs(names: list[str], facts: list[Fact], hot_docs: int, hot_per_doc: 
     by_doc = {n: [f for f in facts if f.doc == n] for n in names}
     out: dict[str, list[Fact]] = {"hot": [], "same_doc": [], "r2": [], "cold": [], "other": []}
     for n in names[:hot_docs]:
-        attrs = rng.sample(by_doc[n], len(by_doc[n]))
+        attrs = _hot_first(by_doc[n], hot_per_doc, rng)
         out["hot"] += attrs[:hot_per_doc]
         out["same_doc"] += attrs[hot_per_doc:]
     out["r2"] = [f for n in names[hot_docs: hot_docs + round2_docs] for f in rng.sample(by_doc[n], hot_per_doc)]
@@ -167,6 +163,58 @@ def split_docs(names: list[str], facts: list[Fact], hot_docs: int, hot_per_doc: 
     return out
 
 
+def _hot_first(facts: list[Fact], n: int, rng: random.Random) -> list[Fact]:
+    """A document's facts shuffled, with at least a third of the first ``n`` naming the entity by attributes
+    (when the bank has such questions: the look-alike bank)."""
+    by_attr = rng.sample([f for f in facts if f.by == "attributes"], sum(f.by == "attributes" for f in facts))
+    by_name = rng.sample([f for f in facts if f.by != "attributes"], sum(f.by != "attributes" for f in facts))
+    k = min(len(by_attr), -(-n // 3)) if by_attr else 0
+    head = by_attr[:k] + by_name[: n - k]
+    rest = [f for f in facts if f not in head]
+    return head + rng.sample(rest, len(rest))
+
+
+def teach_only(settings: Settings, base: HFGenerator, bank: list[Fact]) -> dict[str, Any]:
+    """The facts a round would teach from the logged traffic, scored against gold (the teacher alone, no training)."""
+    from knowledge.distill.adapters import AdapterRegistry
+    from knowledge.kb import KnowledgeBase
+    from knowledge.log import RetrievalLog
+
+    by_question = {q: f for f in bank for q in (*f.asked, *f.unseen)}
+    t0 = time.perf_counter()
+    with KnowledgeBase.open(settings.kb.path) as kb:
+        plan = DistillRound(settings, generator=base, progress=False).plan(
+            kb, AdapterRegistry(kb.root), RetrievalLog(kb.store, settings.log))
+    graded = [(q, f, by_question[q]) for f in plan.facts for q in f.questions if q in by_question]
+    keys = {(g.entity, g.attribute) for _, _, g in graded}
+    wrong = [(q, f, g) for q, f, g in graded if not gold_correct(f.answer, g)]
+    bad = {(g.entity, g.attribute) for _, _, g in wrong}
+    return {"seconds": round(time.perf_counter() - t0, 1), "passages": len(plan.chosen), "facts": len(plan.facts),
+            "taught": len(keys), "right": len(keys - bad), "precision": len(keys - bad) / len(keys) if keys else None,
+            "questions": len(graded), "questions_right": len(graded) - len(wrong), "stats": plan.stats,
+            "wrong": [{"question": q, "taught": f.answer, "gold": g.answer} for q, f, g in wrong]}
+
+
+def taught(adapter: Path, bank: list[Fact]) -> dict[str, Any]:
+    """Every fact the round taught (its trained question -> answer pairs), scored against gold: taught-fact
+    precision, and the wrong ones with what was taught."""
+    from knowledge.distill.data import read_jsonl
+
+    by_question = {q: f for f in bank for q in (*f.asked, *f.unseen)}
+    answers: dict[tuple[str, str], list[str]] = {}
+    for e in read_jsonl(adapter / "train.jsonl"):
+        fact = by_question.get(e.question)
+        if e.kind == "question" and fact is not None:
+            answers.setdefault((fact.entity, fact.attribute), []).append(e.answer)
+    facts = {(f.entity, f.attribute): f for f in bank}
+    right = {k for k, v in answers.items() if all(gold_correct(a, facts[k]) for a in v)}
+    wrong = [{"entity": k[0], "attribute": k[1], "gold": facts[k].answer, "taught": sorted(set(v))}
+             for k, v in answers.items() if k not in right]
+    return {"taught": len(answers), "right": len(right),
+            "precision": len(right) / len(answers) if answers else None, "wrong": wrong,
+            "right_keys": sorted(f"{e}|{a}" for e, a in right)}
+
+
 def routing(settings: Settings, kb: Path, adapter: str, hot: list[Fact], cold: list[Fact]) -> dict[str, Any]:
     """``generation.mode = "auto"`` vs ``"rag"`` on unseen phrasings of hot facts and on cold facts."""
     rows = items(hot, "unseen", 1) + items(cold, "asked", 1)
@@ -174,13 +222,13 @@ def routing(settings: Settings, kb: Path, adapter: str, hot: list[Fact], cold: l
     for mode in ("rag", "auto"):
         s = settings.override({"generation.mode": mode, "generation.max_new_tokens": ANSWER_TOKENS})
         qa = QAPipeline.from_config(s, kb=kb, adapter=adapter)
-        answers = [qa.ask(q, log=False) for q, _, _ in rows]
+        answers = [qa.ask(q, log=False) for q, _ in rows]
         qa.close()
         routed = [(a, r) for a, r in zip(answers, rows) if a.path == "closed"]
         out[mode] = {
             "n": len(rows), "routed": len(routed),
-            "routed_correct": sum(is_correct(a.text, r[1]) for a, r in routed),
-            "accuracy": sum(is_correct(a.text, r[1]) for a, r in zip(answers, rows)) / len(rows),
+            "routed_correct": sum(gold_correct(a.text, r[1]) for a, r in routed),
+            "accuracy": sum(gold_correct(a.text, r[1]) for a, r in zip(answers, rows)) / len(rows),
             "median_total_s": statistics.median(a.timings["total_s"] for a in answers),
         }
     auto = out["auto"]
@@ -227,6 +275,14 @@ def main() -> None:
     ap.add_argument("--open-book-examples", action="store_true",
                     help="ablation: also train each fact open-book (passage in the prompt) under adapter_scope "
                          "'closed', as rounds did before; runs the round in process")
+    ap.add_argument("--bank", choices=("invented", "lookalike"), default="invented",
+                    help="lookalike: author biographies in families sharing city, genre and award pattern (--entities "
+                         "is rounded down to families of 4)")
+    ap.add_argument("--traffic", choices=("default", "extractive"), default="default",
+                    help="answer style of the users' asks (the log only keeps hits and citations: extractive is the "
+                         "same retrieval without generating, several times cheaper)")
+    ap.add_argument("--teach-only", action="store_true",
+                    help="stop after the teacher: which facts a round would teach, scored against gold (no training)")
     ap.add_argument("--out", default="bench/results/distill.json")
     args = ap.parse_args()
     if args.open_book_examples:
@@ -241,7 +297,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
     clock = [t_start]
-    docs, facts = make_bank(args.entities, args.seed)
+    docs, facts = (make_lookalike_bank(args.entities // 4, 4, args.seed) if args.bank == "lookalike"
+                   else make_bank(args.entities, args.seed))
     split = split_docs([d["name"] for d in docs], facts, args.hot_docs, args.hot_per_doc, args.round2_docs,
                        args.cold_docs, random.Random(args.seed))
     hot, same_doc, other, r2_hot = split["hot"], split["same_doc"], split["other"], split["r2"]
@@ -256,10 +313,18 @@ def main() -> None:
     qa = QAPipeline.from_config(settings, generator=base)
     prompter = Prompter(base, settings.prompt, ANSWER_TOKENS)
     result: dict[str, Any] = {"seed": args.seed, "settings": overrides, "sizes": {k: len(v) for k, v in sets.items()},
-                              "hot_facts": len(hot), "docs": len(docs), "distractors": args.distractors}
+                              "hot_facts": len(hot), "docs": len(docs), "distractors": args.distractors,
+                              "bank": args.bank, "hot_by_attributes": sum(f.by == "attributes" for f in hot)}
     stage("ingested", clock)
-    result["traffic"] = traffic(qa, hot, split["cold"])
+    users = qa if args.traffic == "default" else QAPipeline.from_config(traffic_settings(settings), generator=base)
+    result["traffic"] = traffic(users, hot, split["cold"]) | {"style": args.traffic}
     stage("traffic asked", clock, result, args.out)
+    if args.teach_only:
+        result["teacher"] = teach_only(settings, base, facts)
+        result["total_s"] = round(time.perf_counter() - t_start, 1)
+        Path(args.out).write_text(json.dumps(result, indent=2, default=str))
+        print(json.dumps({k: v for k, v in result["teacher"].items() if k != "wrong"}, indent=1))
+        return
     if args.before_from:  # the base model on the same seeded KB and sets: deterministic, so an earlier run's figures
         earlier = json.loads(Path(args.before_from).read_text())
         same = {k: earlier.get(k) == result[k] for k in ("seed", "sizes", "hot_facts", "docs", "distractors")}
@@ -268,7 +333,7 @@ def main() -> None:
         before, result["pubmedqa_before"] = earlier["before"], earlier["pubmedqa_before"]
         result["before_from"] = args.before_from
     else:
-        before = measure(qa, base, sets, per_fact)
+        before = measure(qa, base, sets, per_fact, bank=facts)
         result["pubmedqa_before"] = pubmedqa(base, prompter, args.pubmedqa, args.seed)
     stage("measured before", clock, result | {"before": before}, args.out)
     report, cost = run_round(settings, work, base, args.in_process)
@@ -279,7 +344,11 @@ def main() -> None:
     # what the product serves: with adapter_scope "closed", prompts holding passages are answered by the base
     # model, so open-book "after" is "before" (same greedy model, same prompts); only closed-book is re-measured
     scoped = settings.generation.adapter_scope == "closed"
-    after = measure(qa, adapted, sets, per_fact, open_book=not scoped)
+    after = measure(qa, adapted, sets, per_fact, open_book=not scoped, bank=facts)
+    if adapter or report.adapter:
+        result["taught"] = taught(work / "kb" / "adapters" / report.adapter, facts)
+        opened = before["open_asked"]["contains"] * before["open_asked"]["n"]
+        result["yield"] = result["taught"]["right"] / opened if opened else None
     pm_after = pubmedqa(adapted, Prompter(adapted, settings.prompt, ANSWER_TOKENS), args.pubmedqa, args.seed)
     if scoped:
         after |= {k: v for k, v in before.items() if k.startswith("open_")}

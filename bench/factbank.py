@@ -5,6 +5,12 @@ question phrasings, split into the phrasings users "ask" and unseen paraphrases 
 sentence templates; an entity is rendered as a prose document whose sentences are drawn from those templates.
 
     python bench/factbank.py --entities 30 --seed 0 --out facts/     # writes facts.jsonl + one .md per entity
+
+``--bank lookalike`` makes the hard case instead (``make_lookalike_bank``): author biographies in families that
+share a birth city, a genre and an award pattern, with birth dates a few years apart, so that retrieval's top
+passage is often a sibling's. A third of the questions name the author by attributes ("the geology author born in
+Tormiran on 06/30/1975"), dates are asked in other formats than the documents write them, answers include book
+titles and awards, and the unseen paraphrases are human-style rewrites, not the gate's wrappers.
 """
 
 from __future__ import annotations
@@ -107,6 +113,8 @@ class Fact:
     asked: tuple[str, ...]
     unseen: tuple[str, ...]
     doc: str
+    accept: tuple[str, ...] = ()  # other answers that are right too (a second book title); empty: only ``answer``
+    by: str = "name"  # how the questions identify the entity: "name" or "attributes" (look-alike bank)
 
 
 class Namer:
@@ -175,6 +183,160 @@ def make_bank(entities: int, seed: int = 0) -> tuple[list[dict], list[Fact]]:
     return docs, facts
 
 
+# ---- the look-alike bank ------------------------------------------------------------------------------------------
+
+GENRES = ("geology", "maritime history", "botany", "folk music", "astronomy", "architecture", "cookery", "mountaineering",
+          "glassmaking", "beekeeping", "clockmaking", "weaving")
+JOBS = ("baker", "ferry pilot", "schoolteacher", "pharmacist", "locksmith", "surveyor", "tailor", "harbour master",
+        "carpenter", "veterinarian", "librarian", "printer", "midwife", "stonemason")
+AWARD_HEADS = ("Golden", "Silver", "Amber", "Northern", "Meridian", "Harbour", "Crescent", "Copper")
+AWARD_NOUNS = ("Quill", "Lantern", "Compass", "Anchor", "Feather", "Beacon", "Ink", "Key", "Laurel", "Sparrow")
+TITLE_NOUNS = ("Orchard", "Lantern", "Tide", "Ledger", "Harbour", "Weir", "Kiln", "Meadow", "Bell", "Atlas", "Loom",
+               "Quarry", "Archive", "Comet", "Glacier")
+TITLE_ADJS = ("Salt", "Silent", "Hollow", "Copper", "Winter", "Paper", "Sunken", "Amber", "Distant", "Iron", "Glass")
+MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+               "November", "December")
+
+# attribute -> (asked phrasings, human-style unseen paraphrases); {n} name, {g} genre, {c} city, {d} date in the
+# question's own format, {y} birth year, {a} award, {t} a book title
+AUTHOR_BY_NAME = {
+    "birthplace": (["Where was {n} born?", "In which city was {n} born?", "What is the birthplace of {n}?"],
+                   ["Do you know what city {n} comes from?", "{n} - born where, exactly?"]),
+    "birthdate": (["When was {n} born?", "What is the date of birth of {n}?", "On what date was {n} born?"],
+                  ["Any idea what {n}'s birthday is, day and year?", "{n} came into the world on which date?"]),
+    "father": (["What was the profession of {n}'s father?", "What did {n}'s father do for a living?",
+                "What job did the father of {n} have?"],
+               ["How did {n}'s dad earn a living?", "{n}'s father worked as what?"]),
+    "mother": (["What was the profession of {n}'s mother?", "What did {n}'s mother do for a living?",
+                "What job did the mother of {n} have?"],
+               ["How did {n}'s mum earn a living?", "{n}'s mother worked as what?"]),
+    "book": (["Can you name a book {n} has written?", "What is one of the books written by {n}?",
+              "Which book did {n} write?"],
+             ["I'm looking for something {n} wrote - any title?", "Tell me the title of a novel by {n}."]),
+    "award": (["Which award did {n} receive?", "What prize has {n} won?", "What award was given to {n}?"],
+              ["Has {n} been honoured with any prize? Which one?", "{n} picked up which award?"]),
+    "genre": (["What genre does {n} write in?", "What subject does {n} write about?",
+               "What is {n}'s field of writing?"],
+              ["What are {n}'s books mostly about?", "{n} is known for writing on what topic?"]),
+}
+AUTHOR_BY_ATTRIBUTES = {
+    "who_date": (["What is the full name of the {g} author born in {c} on {d}?",
+                  "Who is the {g} writer born in {c} on {d}?",
+                  "Which author of {g} books was born in {c} on {d}?"],
+                 ["Name the {g} author whose birthday is {d}, born in {c}.",
+                  "Who's the writer from {c} born {d} who writes about {g}?"]),
+    "who_award": (["Which author from {c} received the {a}?", "Who is the {c}-born writer that won the {a}?",
+                   "What is the name of the author from {c} who was given the {a}?"],
+                  ["The {a} went to which writer from {c}?", "Who from {c} got the {a}?"]),
+    "who_book": (["Who wrote the book \"{t}\"?", "Who is the author of \"{t}\"?", "\"{t}\" was written by whom?"],
+                 ["Whose book is \"{t}\"?", "Do you know who penned \"{t}\"?"]),
+}
+
+
+def _date_formats(day: int, month: int, year: int) -> tuple[str, str, str]:
+    """The document's format and two others a person might ask in ("30 June 1975", "06/30/1975", "June 30th, 1975")."""
+    suffix = "th" if 11 <= day <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+    name = MONTH_NAMES[month - 1]
+    return f"{day} {name} {year}", f"{month:02d}/{day:02d}/{year}", f"{name} {day}{suffix}, {year}"
+
+
+def _author(rng: random.Random, names: Namer, family: dict, used_titles: set[str], used_awards: set[str]) -> dict:
+    year = family["year"] + rng.randint(0, 5)
+    day, month = rng.randint(1, 28), rng.randint(1, 12)
+    while True:
+        titles = tuple(f"The {rng.choice(TITLE_ADJS)} {rng.choice(TITLE_NOUNS)}" for _ in range(2))
+        award = f"{family['award_head']} {rng.choice(AWARD_NOUNS)} Award"
+        if titles[0] != titles[1] and not set(titles) & used_titles and award not in used_awards:
+            break
+    used_titles.update(titles)
+    used_awards.add(award)
+    father, mother = rng.sample(JOBS, 2)
+    return {"name": f"{names.word(2)} {names.word(3)}", "year": year, "dates": _date_formats(day, month, year),
+            "father": father, "mother": mother, "titles": titles, "award": award,
+            "award_year": year + rng.randint(30, 45), "she": rng.random() < 0.5}
+
+
+def _bio(a: dict, family: dict, rng: random.Random) -> str:
+    """A short biography; every author's is written from the same few templates, as siblings' pages are."""
+    n, pro, pos = a["name"], ("She" if a["she"] else "He"), ("her" if a["she"] else "his")
+    t1, t2 = a["titles"]
+    first = rng.choice([f"{n} is a {family['genre']} author born in {family['city']} on {a['dates'][0]}.",
+                        f"Born in {family['city']} on {a['dates'][0]}, {n} writes about {family['genre']}."])
+    parents = rng.choice([f"{pos.capitalize()} father was a {a['father']} and {pos} mother was a {a['mother']}.",
+                          f"{n} grew up as the child of a {a['father']} (father) and a {a['mother']} (mother)."])
+    books = rng.choice([f"{pro} is best known for the books \"{t1}\" and \"{t2}\".",
+                        f"{n}'s books include \"{t1}\" and \"{t2}\"."])
+    award = rng.choice([f"In {a['award_year']} {n} received the {a['award']}.",
+                        f"{n} won the {a['award']} in {a['award_year']}."])
+    return " ".join([first, parents, books, award])
+
+
+def make_lookalike_bank(families: int = 10, per_family: int = 4, seed: int = 0) -> tuple[list[dict], list[Fact]]:
+    """``families * per_family`` author biographies (look-alike families) and their facts, seeded."""
+    rng = random.Random(seed)
+    names = Namer(rng)
+    docs, facts = [], []
+    used_titles: set[str] = set()
+    used_awards: set[str] = set()
+    for f in range(families):
+        family = {"city": names.word(3), "genre": GENRES[f % len(GENRES)], "year": rng.randint(1938, 1985),
+                  "award_head": AWARD_HEADS[f % len(AWARD_HEADS)]}
+        for _ in range(per_family):
+            a = _author(rng, names, family, used_titles, used_awards)
+            n = a["name"]
+            docs.append({"name": n, "kind": "author", "title": n, "text": _bio(a, family, rng)})
+            answers = {"birthplace": (family["city"], ()), "birthdate": (a["dates"][0], a["dates"][1:]),
+                       "father": (a["father"], ()), "mother": (a["mother"], ()), "book": (a["titles"][0], a["titles"][1:]),
+                       "award": (a["award"], ()), "genre": (family["genre"], ())}
+            for attribute, (asked, unseen) in AUTHOR_BY_NAME.items():
+                answer, accept = answers[attribute]
+                facts.append(Fact(n, "author", attribute, answer, tuple(q.format(n=n) for q in asked),
+                                  tuple(q.format(n=n) for q in unseen), n, accept, "name"))
+            for attribute, (asked, unseen) in AUTHOR_BY_ATTRIBUTES.items():
+                # each phrasing writes the date its own way: the document's format is never the only one asked
+                fill = [{"g": family["genre"], "c": family["city"], "d": a["dates"][(i + 1) % 3], "a": a["award"],
+                         "t": a["titles"][i % 2]} for i in range(len(asked) + len(unseen))]
+                facts.append(Fact(n, "author", attribute, n, tuple(q.format(**fill[i]) for i, q in enumerate(asked)),
+                                  tuple(q.format(**fill[len(asked) + i]) for i, q in enumerate(unseen)), n, (),
+                                  "attributes"))
+    return docs, facts
+
+
+# ---- scoring against gold -----------------------------------------------------------------------------------------
+
+
+def gold_spans(fact: Fact) -> tuple[str, ...]:
+    """What a correct answer must contain: the number of a measured answer ("412" of "412 metres"), else the answer."""
+    head = fact.answer.split()[0]
+    return (head,) if head.replace(",", "").isdigit() else (fact.answer,)
+
+
+def gold_correct(prediction: str, fact: Fact) -> bool:
+    """True when ``prediction`` states the gold answer: a birth date in any format, a title or award by its words
+    (the leading "The" may be dropped), any accepted answer, else the gold spans (normalised containment)."""
+    from rag.text import contains, dates
+
+    if fact.attribute == "birthdate":
+        gold = dates(fact.answer)[0]
+        return any(gold <= reading or reading <= gold for reading in dates(prediction))
+    answers = (fact.answer, *fact.accept)
+    if any(contains(prediction, a.removeprefix("The ")) for a in answers if fact.attribute in ("book", "award")):
+        return True
+    return any(contains(prediction, a) for a in answers[1:]) or all(contains(prediction, s) for s in gold_spans(fact))
+
+
+LENT = ("book", "award", "birthdate", "who_date", "who_award", "who_book")  # values that identify one entity
+
+
+def lent_value(prediction: str, fact: Fact, bank: list[Fact]) -> bool:
+    """True when ``prediction`` states another entity's value of the same attribute (a name, title, award or birth
+    date that belongs to someone else) and not this fact's own: the adapter lending a fact to the wrong entity."""
+    if fact.attribute not in LENT or gold_correct(prediction, fact):
+        return False
+    return any(gold_correct(prediction, other) for other in bank
+               if other.attribute == fact.attribute and other.entity != fact.entity)
+
+
 def write_bank(docs: list[dict], facts: list[Fact], out: Path) -> None:
     """One Markdown file per entity plus ``facts.jsonl`` (the answer key)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -190,9 +352,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--entities", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--bank", choices=("invented", "lookalike"), default="invented")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    docs, facts = make_bank(args.entities, args.seed)
+    if args.bank == "lookalike":
+        docs, facts = make_lookalike_bank(max(1, args.entities // 4), 4, args.seed)
+    else:
+        docs, facts = make_bank(args.entities, args.seed)
     write_bank(docs, facts, Path(args.out))
     print(f"{len(docs)} documents, {len(facts)} facts -> {args.out}")
 

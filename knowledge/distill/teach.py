@@ -13,7 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 from knowledge.distill.data import TEACHER_TOKENS, Prompter, sentences
 from knowledge.distill.facts import Fact, Unlearn, clean_answer, is_correct, key_spans, sentence_with, supported
-from knowledge.distill.verify import fits_kind, unmet
+from knowledge.distill.verify import fits_kind, off_topic, unmet
+from rag.text import contains
 from rag.types import Passage
 
 SECOND_PHRASING = "Please answer this question: {q}"  # the round trip: the same question asked another way
@@ -43,6 +44,8 @@ def teach(prompter: Prompter, passages: Sequence[Passage], questions: Mapping[st
         if _reject(count, "unsupported", not (answer and supported(spans, haystack(p)))):
             continue
         if _reject(count, "answer type", not fits_kind(spans, answer, q)):
+            continue
+        if _reject(count, "off topic", off_topic(q, spans, p.text)):
             continue
         if _reject(count, "marked wrong", any(u.covers(p.id, q, answer) for u in unlearn)):
             continue
@@ -92,13 +95,28 @@ def _round_trip(prompter: Prompter, kept: list[tuple[Passage, str, str, tuple[st
 
 
 def _group(kept: Sequence[tuple[Passage, str, str, tuple[str, ...]]]) -> list[Fact]:
-    grouped: dict[tuple[str, str], list[tuple[str, str, tuple[str, ...]]]] = {}
-    for p, q, answer, spans in kept:
-        where = sentence_with(spans, sentences(p.text)) or " ".join(sorted(spans))
-        grouped.setdefault((p.id, where), []).append((q, answer, spans))
+    """Answers on one passage that state the same key spans (one within the other: "Votordra", "River Votordra")
+    are one fact asked in several phrasings. A sentence can hold several facts (a birth place and a birth date):
+    answers that only share a sentence are separate facts."""
+    groups: list[list[tuple[Passage, str, str, tuple[str, ...]]]] = []
+    for item in kept:
+        p, _, _, spans = item
+        home = next((g for g in groups if g[0][0].id == p.id and any(_same(spans, other) for *_, other in g)), None)
+        if home is None:
+            groups.append([item])
+        else:
+            home.append(item)
     facts = []
-    for (pid, where), asked in grouped.items():
-        _, answer, spans = min(asked, key=lambda a: (sum(map(len, a[2])), a[0]))
-        sentence = where if supported(spans, where) else ""
-        facts.append(Fact(pid, tuple(dict.fromkeys(q for q, _, _ in asked)), answer, spans, sentence))
+    for group in groups:
+        p, _, answer, spans = min(group, key=lambda a: (sum(map(len, a[3])), a[1]))
+        where = sentence_with(spans, sentences(p.text))
+        facts.append(Fact(p.id, tuple(dict.fromkeys(q for _, q, _, _ in group)), answer, spans, where))
     return facts
+
+
+def _same(a: Sequence[str], b: Sequence[str]) -> bool:
+    """True when every span of one answer lies within a span of the other ("Votordra" in "River Votordra")."""
+    def within(x: Sequence[str], y: Sequence[str]) -> bool:
+        return all(any(contains(big, small) for big in y) for small in x)
+
+    return within(a, b) or within(b, a)

@@ -30,7 +30,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from rag.text import GENERIC_NAMES, STOP, contains, content_words, date_mentions, dates, names, normalise, numbers, same_date
+from rag.text import (GENERIC_NAMES, STOP, contains, content_words, date_mentions, dates, names, normalise, numbers,
+                      same_date, split_sentences)
 
 _MONTH_WORDS = frozenset("january february march april may june july august september october november december "
                          "jan feb mar apr jun jul aug sep sept oct nov dec".split())
@@ -89,6 +90,29 @@ def fits_kind(spans: Sequence[str], answer: str, question: str) -> bool:
     if kind == "category":
         return bool(spans) and len(spans) <= 3
     return bool(named or counted)  # an unknown kind: content words alone are no fact
+
+
+# words that ask rather than say what about ("Can you name one book ...", "Tell me the full name ...")
+_ASKING = frozenset("name names full one some any mention tell know idea exactly please title called kind type "
+                    "give given list".split())
+
+
+def off_topic(question: str, spans: Sequence[str], passage: str) -> bool:
+    """True when no passage sentence that holds the answer says what the question asks about.
+
+    "What did Ana Vel's father do?" answered "a geology author" (the first sentence: what *Ana Vel* does) is off
+    topic when the passage has a sentence about her father. Only the question's words that the passage holds at
+    all count (a question's "dad" cannot be asked of a passage that says "father"), and its names do not (they
+    are ``unmet``'s business).
+    """
+    named = {w for n in constraints(question)["names"] for w in normalise(n).split()}
+    stems = {w[:_PREFIX] for w in content_words(passage)}
+    topic = {w[:_PREFIX] for w in content_words(question)
+             if w not in _ASKING and w not in named and not w.isdigit()} & stems
+    holding = [s for s in split_sentences(passage) if any(contains(s, span) for span in spans)]
+    if not topic or not holding:
+        return False
+    return not any(topic & {w[:_PREFIX] for w in content_words(s)} for s in holding)
 
 
 def constraints(question: str, rare: Callable[[str], bool] | None = None) -> dict[str, list]:

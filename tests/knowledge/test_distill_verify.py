@@ -146,3 +146,16 @@ def test_an_answer_marked_wrong_is_never_taught_and_its_examples_are_not_replaye
     assert {(e.kind, e.answer) for e in examples} == {("replay", "Bilal Qureshan."),
                                                       ("correction", "Bilal Qureshan won it.")}
     assert sum(e.kind == "correction" for e in examples) == 3  # trained in every wrapper, like a fact
+
+
+def test_an_answer_from_a_sentence_about_something_else_is_off_topic():
+    from knowledge.distill.verify import off_topic
+
+    bio = ("Ana Vel is a geology author born in Tormiran. Her father was a harbour master. "
+           "Her books include \"The Iron Loom\". In 1998 Ana Vel received the Golden Key Award.")
+    father = "What was the profession of Ana Vel's father?"
+    assert off_topic(father, ("geology author",), bio)  # what Ana Vel does, not her father
+    assert off_topic(father, ("Iron Loom",), bio)
+    assert not off_topic(father, ("harbour master",), bio)
+    assert not off_topic("Who from Tormiran got the Golden Key Award?", ("Ana Vel",), bio)  # "got": not in the bio
+    assert not off_topic("Can you name a book Ana Vel has written?", ("Iron Loom",), bio)
