@@ -160,8 +160,9 @@ class LlamaCppGenerator:
     def stream(self, prompt: str, **overrides: Any) -> Iterator[str]:
         """Yield the answer's text as it is generated; stops at end-of-generation tokens and ``stop`` strings."""
         max_new, temperature, top_p, stops = self._settings(overrides)
-        self.llm.set_seed(self.config.seed)
+        self.llm.set_seed(self.config.seed)  # generate() builds a fresh sampler from it: no state left between calls
         ids = self.tokenize(prompt)
+        self._keep_cache(ids, sampled=temperature > 0)
         start = time.perf_counter()
         stats = {"prompt_tokens": len(ids), "completion_tokens": 0, "first_token_s": 0.0, "total_s": 0.0}
         self.last_stats = stats
@@ -190,6 +191,26 @@ class LlamaCppGenerator:
             if len(text) > sent:
                 yield text[sent:]
         stats["total_s"] = time.perf_counter() - start
+
+    def _keep_cache(self, ids: Sequence[int], sampled: bool) -> None:
+        """Keep only the cached prompt prefix that cannot change this call's logits.
+
+        llama-cpp-python reuses the KV cache of the longest prefix this prompt shares with the last one and evaluates
+        the rest; when the whole prompt is cached it re-evaluates the last token alone. A one-token batch takes
+        llama.cpp's matrix-vector kernels, not the batched ones that evaluated the prompt the first time, and they
+        round differently (F16 weights on AVX512: up to 0.05 in a logit), so the "same" call saw other logits and a
+        seeded sample, or a greedy near-tie, changed. A sampled call therefore evaluates its whole prompt afresh (the
+        same batches every time, so a seed repeats whatever was asked before); a greedy call keeps the cache but
+        re-evaluates at least two tokens, which go through the batched kernels like the first evaluation did.
+        """
+        llm = self.llm
+        if sampled:
+            llm.reset()
+            return
+        cached = llm.input_ids[: llm.n_tokens]
+        common = next((i for i, (a, b) in enumerate(zip(cached, ids)) if a != b), min(len(cached), len(ids)))
+        if common >= len(ids) - 1:
+            llm.n_tokens = max(len(ids) - 2, 0)
 
     def generate_batch(self, prompts: Sequence[str], **overrides: Any) -> list[str]:
         """One prompt after another (llama.cpp reuses the KV cache of a shared prompt prefix)."""
