@@ -38,6 +38,31 @@ def embedder():
 
 
 @pytest.fixture(scope="session")
+def embedder_of(embedder):
+    """``embedder_of(dtype)``: the bundled MiniLM in ``"float32"`` or ``"bfloat16"``, loaded once each.
+
+    ``embedding.dtype = "auto"`` (the ``embedder`` fixture) is bf16 on CPUs with native bf16 and fp32 elsewhere; a
+    test that compares numbers pins the precision it means, so every machine runs the same comparison.
+    """
+    from rag.config import EmbeddingConfig
+    from rag.embed import SentenceTransformerEmbedder
+    from rag.models import pick_dtype
+
+    loaded = {}
+
+    def get(dtype: str):
+        if dtype not in loaded:
+            if next(embedder.model.parameters()).dtype == pick_dtype(dtype):
+                loaded[dtype] = embedder  # what auto picked on this CPU: no second load
+            else:
+                loaded[dtype] = SentenceTransformerEmbedder(EmbeddingConfig(dtype=dtype))
+                loaded[dtype].model  # noqa: B018
+        return loaded[dtype]
+
+    return get
+
+
+@pytest.fixture(scope="session")
 def generator():
     """The real bundled SmolLM2-135M-Instruct, loaded once (GGUF -> safetensors cache on first use)."""
     from rag.config import GenerationConfig
