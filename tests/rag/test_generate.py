@@ -18,6 +18,9 @@ from rag.models import BUNDLED_LLMS, package_file
 pytestmark = pytest.mark.integration
 
 QUESTIONS = ["What is the capital of France?", "Explain photosynthesis in one sentence."]
+# prefill_dtype "auto" is bf16 only on CPUs with native bf16: the decoding paths run in both on every machine
+# (bf16 runs, slowly, on AVX2 too), so an AVX2 machine catches what an AVX512 one would
+PREFILLS = ["float32", "bfloat16"]
 
 
 def _sibling(generator: HFGenerator, **changes: object) -> HFGenerator:
@@ -52,13 +55,15 @@ def test_gguf_cache_is_created_once_then_reused(generator, tmp_path, monkeypatch
     assert second.generate(prompt) == generator.generate(prompt, max_new_tokens=12)
 
 
-def test_stream_joins_to_generate_and_stats_are_filled(generator) -> None:
-    prompt = _prompt(generator, QUESTIONS[1])
-    pieces = list(generator.stream(prompt, max_new_tokens=24))
+@pytest.mark.parametrize("prefill", PREFILLS)
+def test_stream_joins_to_generate_and_stats_are_filled(generator, prefill) -> None:
+    gen = _sibling(generator, prefill_dtype=prefill)
+    prompt = _prompt(gen, QUESTIONS[1])
+    pieces = list(gen.stream(prompt, max_new_tokens=24))
     assert len(pieces) > 3
-    assert "".join(pieces) == generator.generate(prompt, max_new_tokens=24)
-    stats = generator.last_stats
-    assert stats["prompt_tokens"] == generator.count_tokens(prompt)
+    assert "".join(pieces) == gen.generate(prompt, max_new_tokens=24)
+    stats = gen.last_stats
+    assert stats["prompt_tokens"] == gen.count_tokens(prompt)
     assert 0 < stats["completion_tokens"] <= 24
     assert 0 < stats["first_token_s"] <= stats["total_s"]
 
@@ -120,12 +125,14 @@ def test_batches_bound_prompts_and_padded_tokens() -> None:
     assert batches == [[0, 2, 3], [1, 4], [5]]
 
 
-def test_sampling_is_seeded(generator) -> None:
-    prompt = _prompt(generator, "Write a word.")
-    first = generator.generate(prompt, temperature=1.0, max_new_tokens=12)
-    assert generator.generate(prompt, temperature=1.0, max_new_tokens=12) == first
+@pytest.mark.parametrize("prefill", PREFILLS)
+def test_sampling_is_seeded(generator, prefill) -> None:
+    gen = _sibling(generator, prefill_dtype=prefill)
+    prompt = _prompt(gen, "Write a word.")
+    first = gen.generate(prompt, temperature=1.0, max_new_tokens=12)
+    assert gen.generate(prompt, temperature=1.0, max_new_tokens=12) == first
     with pytest.raises(ValueError, match="unknown generation override"):
-        generator.generate(prompt, beams=2)
+        gen.generate(prompt, beams=2)
 
 
 def test_choose_picks_the_obvious_option(generator) -> None:
