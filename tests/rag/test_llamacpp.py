@@ -175,7 +175,8 @@ def test_adapter_changes_the_answer_the_same_way_under_both_backends(generator, 
     expected = hf.generate(_ask(hf, FACT_Q))
     assert "Imrie Calder" in expected
 
-    # F16 (the default) keeps the weights as trained, so the greedy answer is the same token for token
+    # F16 (the default) keeps the weights as trained, so the greedy answer is the same token for token. Portable: the
+    # trained answer's smallest top-2 logit gap is 8.7, the backends' log-probs differ by 0.04 (F16) and 1.2 (Q8_0)
     lossless = config.model_copy(update={"backend": "llamacpp", "gguf_type": "F16"})
     base = LlamaCppGenerator(lossless)
     adapted = LlamaCppGenerator(lossless, adapter=str(tmp_path))
