@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from knowledge.distill.data import TEACHER_TOKENS, Prompter, sentences
 from knowledge.distill.facts import Fact, Unlearn, clean_answer, is_correct, key_spans, sentence_with, supported
 from knowledge.distill.verify import fits_kind, off_topic, unmet
-from rag.text import contains
+from rag.text import contains, content_words
 from rag.types import Passage
 
 SECOND_PHRASING = "Please answer this question: {q}"  # the round trip: the same question asked another way
@@ -35,7 +35,9 @@ def teach(prompter: Prompter, passages: Sequence[Passage], questions: Mapping[st
     count = stats if stats is not None else {}
     pairs = [(p, q) for p in passages for q in questions.get(p.id, [])]
     count["asked"] = count.get("asked", 0) + len(pairs)
-    pairs = [(p, q) for p, q in pairs if not _reject(count, "constraints", unmet(q, haystack(p), rare))]
+    rivals = rivals or {}
+    pairs = [(p, q) for p, q in pairs
+             if not _reject(count, "constraints", unmet(q, haystack(p), _telling(rare, [p, *rivals.get(q, ())])))]
     answers = _answer(prompter, [(p, q) for p, q in pairs])
     kept = []
     for (p, q), raw in zip(pairs, answers, strict=True):
@@ -50,7 +52,7 @@ def teach(prompter: Prompter, passages: Sequence[Passage], questions: Mapping[st
         if _reject(count, "marked wrong", any(u.covers(p.id, q, answer) for u in unlearn)):
             continue
         kept.append((p, q, answer, spans))
-    kept = _round_trip(prompter, kept, rivals or {}, rare, count)
+    kept = _round_trip(prompter, kept, rivals, rare, count)
     count["taught"] = count.get("taught", 0) + len(kept)
     return _group(kept)
 
@@ -58,6 +60,15 @@ def teach(prompter: Prompter, passages: Sequence[Passage], questions: Mapping[st
 def haystack(passage: Passage) -> str:
     """What a passage says, for the teacher's checks: its title and its text."""
     return f"{passage.title}. {passage.text}" if passage.title else passage.text
+
+
+def _telling(rare: Callable[[str], bool] | None, candidates: Sequence[Passage]) -> Callable[[str], bool] | None:
+    """Rare words that tell the question's candidate passages apart: held by one of them at least. A rare word none
+    of them holds is the asker's wording ("written", "full name"), not what the subject is."""
+    if rare is None:
+        return None
+    held = {w for p in candidates for w in content_words(haystack(p))}
+    return lambda word: word in held and rare(word)
 
 
 def _reject(count: dict[str, int], reason: str, failed: object) -> bool:
@@ -79,7 +90,8 @@ def _round_trip(prompter: Prompter, kept: list[tuple[Passage, str, str, tuple[st
     every rival passage that meets the question's constraints too answers with the same spans."""
     checks = [(p, SECOND_PHRASING.format(q=q), i) for i, (p, q, _, _) in enumerate(kept)]
     checks += [(r, q, i) for i, (p, q, _, _) in enumerate(kept)
-               for r in rivals.get(q, ())[:3] if r.id != p.id and not unmet(q, haystack(r), rare)]
+               for r in rivals.get(q, ())[:3]
+               if r.id != p.id and not unmet(q, haystack(r), _telling(rare, [p, *rivals.get(q, ())]))]
     replies = _answer(prompter, [(p, q) for p, q, _ in checks])
     failed: dict[int, str] = {}
     for (passage, q, i), raw in zip(checks, replies, strict=True):

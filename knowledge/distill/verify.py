@@ -118,13 +118,14 @@ def off_topic(question: str, spans: Sequence[str], passage: str) -> bool:
 def constraints(question: str, rare: Callable[[str], bool] | None = None) -> dict[str, list]:
     """What ``question`` says about its subject: ``names``, ``numbers`` (outside dates), ``dates``, ``words``."""
     mentions = date_mentions(question)
-    in_dates = " ".join(written for written, _ in mentions)
+    for written, _ in mentions:  # a date's day and year are the date's, not numbers or words of their own
+        question = question.replace(written, " ")
     out_names = []
     for name in names(question):
         words = [w for w in _name_words(name) if w.lower() not in _MONTH_WORDS]
         if words:
             out_names.append(" ".join(words))
-    nums = [n for n in numbers(question) if not contains(in_dates, n)]
+    nums = numbers(question)
     words = [w for w in content_words(question) if rare is not None and not w.isdigit() and rare(w)
              and not any(w in normalise(n).split() for n in out_names)]
     return {"names": out_names, "numbers": nums, "dates": mentions, "words": words}
