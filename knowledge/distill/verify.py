@@ -85,8 +85,8 @@ def fits_kind(spans: Sequence[str], answer: str, question: str) -> bool:
             len(s.split()) >= 2 for s in named)
     if kind == "award":
         return any(_AWARD_WORD.search(s) or len(s.split()) >= 2 for s in named)
-    if kind == "place":
-        return bool(named)
+    if kind == "place":  # an award or a book is no place, however capitalised ("the Northern Feather Award")
+        return any(not _AWARD_WORD.search(s) for s in named) and not any(_AWARD_WORD.search(s) for s in spans)
     if kind == "category":
         return bool(spans) and len(spans) <= 3
     return bool(named or counted)  # an unknown kind: content words alone are no fact

@@ -67,6 +67,9 @@ def test_an_answer_of_the_wrong_kind_is_no_fact():
     who = "What is the full name of the geology author born in Tormiran on 06/30/1975?"
     assert not fits_kind(("Tormiran",), "Tormiran.", who) and fits_kind(("Bilal Qureshan",), "Bilal Qureshan.", who)
     assert not fits_kind(("Golden",), "It is golden.", "Which award did Anaya Jehangir receive?")
+    birthplace = "What is the birthplace of Anaya Jehangir?"
+    assert not fits_kind(("Golden Quill Award",), "Her birthplace is the Golden Quill Award.", birthplace)
+    assert fits_kind(("Tormiran",), "She was born in Tormiran.", birthplace)
     assert fits_kind(("carpenter",), "Her father was a carpenter.", "What did Anaya Jehangir's father do for a living?")
     assert not fits_kind(("lovely",), "It is lovely.", "What festival is held in Kalo?")  # unknown kind: a name or number
 
