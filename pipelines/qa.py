@@ -144,16 +144,22 @@ class QAPipeline:
         return "rag"
 
     def _verified_closed(self, question: str, top: Hit) -> str | None:
-        """The adapter's closed-book answer when the passage it learnt holds the answer's key spans, else None.
+        """The adapter's closed-book answer when the top passage meets the question's constraints and holds the
+        answer's key spans, of the kind asked for; else None (the ask goes to RAG).
 
         A short closed-book prompt costs a fraction of the RAG prompt's prefill, and checking the answer against
         the retrieved passage keeps routed answers as reliable as the passage itself.
         """
         from knowledge.distill.facts import key_spans, supported
+        from knowledge.distill.verify import fits_kind, unmet
 
+        # the passage must be about what the question asks (not a sibling's), before it can vouch for an answer
+        if unmet(question, f"{top.passage.title}. {top.passage.text}"):
+            return None
         text = self.closed_generator.generate(self.builder.build_closed_book(question).text,
                                        max_new_tokens=min(48, self.settings.generation.max_new_tokens))
-        return text if supported(key_spans(text, question), top.passage.text) else None
+        spans = key_spans(text, question)
+        return text if supported(spans, top.passage.text) and fits_kind(spans, text, question) else None
 
     def _stream(self, prompt: Prompt, question: str, hits: Sequence[Hit], path: str, log: bool,
                 timings: dict[str, float], t0: float, text: str | None = None, *, style: str | None = None,
