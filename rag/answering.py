@@ -22,11 +22,27 @@ from rag.attribute import ground_citations, quote_citation
 from rag.cite import Label, passage_label, resolve_citations
 from rag.config import AnswerConfig
 from rag.ground import Evidence, Grounder, cut_answer
-from rag.text import sentence_spans
+from rag.text import content_words, sentence_spans, split_sentences, strip_markers
 from rag.types import Citation, Generator, Hit
 
 _SPACES = re.compile(r"[ \t]{2,}")
 _MARKUP = re.compile(r"</?\s*(passage|knowledge_base|section|div|span|p)\b[^>]*>", re.IGNORECASE)
+# what a small model calls the prompt's passages when it describes them instead of answering: "The passage ... is
+# about ...", "According to the text, ...", "The information provided is a list of ..." ("the text of the treaty" and
+# "the context of the war" name something else)
+_SOURCE = (r"(?:the|this|these|that|those|each|both|all|our|your)\s+(?:(?:provided|given|above|following|retrieved|"
+           r"numbered|first|second|third|last|same|quoted|cited)\s+)?(?:passages?|excerpts?|snippets?|contexts?|texts?|"
+           r"knowledge\s+base|information\s+(?:provided|given|above)|(?:provided|given)\s+(?:information|documents?))"
+           r"\b(?!\s+of\b)")
+_ABOUT_SOURCE = re.compile(rf"^\W*{_SOURCE}|\b(?:according\s+to|based\s+on|as\s+\w+\s+in|in|from|by)\s+{_SOURCE}"
+                           r"|\bpassages?\s*\[?\d", re.IGNORECASE)
+_SOURCE_FILLER = frozenset("the this these that those each both all our your according to based on as in from by "
+                           "provided given above following retrieved numbered first second third last same quoted "
+                           "cited".split())  # words of a match that are not the source's name
+_ABOUT_QUESTION = re.compile(r"\b(?:the|this|that|your|my)\s+question\b|\bthe\s+answer\s+to\b", re.IGNORECASE)
+_YES_NO = re.compile(r"^\W*(?:is|are|was|were|do|does|did|can|could|will|would|should|has|have|had|may|might|must)\b"
+                     r"|^\W*(?:yes|no)\b", re.IGNORECASE)
+_STEM = 4  # words compare on their first letters: "reach" / "reaches"
 
 
 class PromptLike(Protocol):
@@ -117,7 +133,10 @@ class Attempt:
         if self.style == "auto":
             text = clean_output("".join(self._generated()))
             grounded = self._ground(text)
-            if grounded.supported and self.grounder.answers_type(self.question, text):
+            meta = meta_answer(text, self.question)
+            if meta:
+                self.grounding["meta"] = meta
+            if grounded.supported and not meta and self.grounder.answers_type(self.question, text):
                 return grounded
             self.grounding["generated"] = text
         # no passage holds the question's topic words: the quote is the closest sentence, not a shown answer
@@ -163,3 +182,40 @@ class Attempt:
 def clean_output(text: str) -> str:
     """Drop prompt markup a small model may echo (``<passage id="1">``, ``<section ...>``)."""
     return _SPACES.sub(" ", _MARKUP.sub(" ", text)).strip()
+
+
+def meta_answer(answer: str, question: str) -> str | None:
+    """Why ``answer`` talks about the passages or the question instead of answering it; None for an answer.
+
+    The support check passes "The passage "The Velmora kiln reaches 1,340 °C ..." is about the Kiln.": every number
+    and name in it is in the passage. It still answers nothing, so the ``auto`` style quotes the passage instead. A
+    word the question itself uses ("What does the passage of the bill require?") is not taken for a source.
+
+    Example:
+        >>> meta_answer("According to the text, the kiln reaches 1,340 °C.", "How hot is the kiln?")
+        'talks about the passages'
+        >>> meta_answer("The kiln reaches 1,340 °C.", "How hot is the kiln?") is None
+        True
+    """
+    asked = _words(question)
+    matches = [m.group(0) for sentence in split_sentences(answer) for m in _ABOUT_SOURCE.finditer(sentence)]
+    if any(not (_words(m) - _SOURCE_FILLER) & asked for m in matches):
+        return "talks about the passages"
+    if _ABOUT_QUESTION.search(answer):
+        return "talks about the question"
+    if _restates(answer, question):
+        return "restates the question"
+    return None
+
+
+def _words(text: str) -> set[str]:
+    return {w.lower() for w in re.findall(r"\w+", text)}
+
+
+def _restates(answer: str, question: str) -> bool:
+    """True when every content word of ``answer`` is one of the question's (a yes/no question may be restated)."""
+    if _YES_NO.search(question) or _YES_NO.search(answer):
+        return False
+    words = content_words(strip_markers(answer))
+    asked = {w[:_STEM] for w in content_words(question)}
+    return bool(words) and all(w[:_STEM] in asked for w in words)

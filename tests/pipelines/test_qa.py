@@ -11,6 +11,7 @@ import pytest
 from knowledge.log import RetrievalLog
 from pipelines.config import Settings
 from pipelines.qa import QAPipeline
+from rag.answering import meta_answer
 from rag.errors import ContextOverflowError, EmptyKnowledgeBaseError, IndexMismatchError
 from rag.text import content_words
 from rag.types import Filters
@@ -38,6 +39,7 @@ def qa(kb_copy, embedder, generator):
 def test_answer_states_the_fact_and_cites_its_passage(qa):
     answer = qa.ask("What temperature does the Velmora kiln reach?")
     assert "1,340" in answer.text or "1340" in answer.text
+    assert meta_answer(answer.text, answer.question) is None  # the bundled model's own text was about the passage
     assert answer.supported is True and not answer.abstained
     good = [c for c in answer.citations if c.kind in ("supported", "attributed")]
     assert good and Path(good[0].source).name == "velmora_ceramics.md"

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import pytest
 
 from fakes import KeywordEmbedder
-from rag.answering import Attempt, clean_output
+from rag.answering import Attempt, clean_output, meta_answer
 from rag.config import AnswerConfig
 from rag.ground import Grounder
 from rag.types import Hit, Passage
@@ -102,3 +102,52 @@ def test_auto_quotes_instead_of_a_supported_answer_without_the_asked_number():
     _, outcome, _ = _attempt("The Velmora kiln is hot enough to fire porcelain [1].")  # true, but no temperature
     assert outcome.style == "fallback" and "1,340" in outcome.text
     assert outcome.grounding["generated"] == "The Velmora kiln is hot enough to fire porcelain [1]."
+
+
+KILN_Q = "What temperature does the Velmora kiln reach?"
+
+
+@pytest.mark.parametrize(("answer", "question", "reason"), [
+    ('The passage "The Velmora kiln reaches 1,340 °C, hot enough to fire true porcelain" is about the Kiln.', KILN_Q,
+     "talks about the passages"),  # the bundled model's first demo answer
+    ("The passage mentions that the Velmora kiln reaches 1,340 °C.", KILN_Q, "talks about the passages"),
+    ("According to the text, the kiln reaches 1,340 °C.", KILN_Q, "talks about the passages"),
+    ("The text mentions a kiln on Quarry Lane.", KILN_Q, "talks about the passages"),
+    ("Based on the provided passages, it reaches 1,340 °C [1].", KILN_Q, "talks about the passages"),
+    ("As stated in passage [1], the kiln reaches 1,340 °C.", KILN_Q, "talks about the passages"),
+    ("The information provided is a list of the members of the cooperative.", "How many boats does it have?",
+     "talks about the passages"),
+    ("The kiln is in Port Aubrey. This excerpt also describes porcelain.", KILN_Q, "talks about the passages"),
+    ("The knowledge base does not contain the answer.", KILN_Q, "talks about the passages"),
+    ("The passage contains the answer to the question: 420.", "How many passengers?", "talks about the passages"),
+    ("The answer to the question is 1,340 °C.", KILN_Q, "talks about the question"),
+    ("This question asks about the kiln's temperature.", KILN_Q, "talks about the question"),
+    ("The Velmora kiln reaches a temperature.", KILN_Q, "restates the question"),
+    ("The answer is: The Glenroe Creamery.", "Who founded the Glenroe Creamery?", "restates the question"),
+])
+def test_meta_answers_are_recognised(answer, question, reason) -> None:
+    assert meta_answer(answer, question) == reason
+
+
+@pytest.mark.parametrize(("answer", "question"), [
+    ("The kiln reaches 1,340 °C.", KILN_Q),
+    ("The Velmora kiln reaches 1,340 °C [1].", KILN_Q),
+    ("It reaches 1,340 °C, hot enough to fire true porcelain. A full firing takes 31 hours.", KILN_Q),
+    ("The answer is: 31 hours.", "How long does a full firing take?"),
+    ("Yes, the Velmora kiln fires porcelain.", "Does the Velmora kiln fire porcelain?"),  # a yes/no answer restates
+    ("The text of the charter was signed in 1820.", "When was the charter signed?"),
+    ("The Northwest Passage was first navigated in 1906.", "When was the Northwest Passage first navigated?"),
+    ("In the passage, the bill needed 40 votes.", "What did the passage of the bill need?"),  # the question's word
+    ("Ilse Marrow founded the workshop in 1987.", "Who founded the Velmora ceramics workshop?"),
+])
+def test_direct_answers_are_not_meta(answer, question) -> None:
+    assert meta_answer(answer, question) is None
+
+
+def test_auto_quotes_the_passage_instead_of_a_supported_answer_about_the_passage():
+    text = 'The passage "The Velmora kiln reaches 1,340 °C, hot enough to fire porcelain" is about the kiln.'
+    attempt, outcome, _ = _attempt(text)
+    assert attempt._ground(text).supported is True  # the support check alone lets it through: its facts are right
+    assert outcome.style == "fallback" and outcome.text == "The Velmora kiln reaches 1,340 °C, hot enough to fire porcelain."
+    assert outcome.supported is True and outcome.grounding["meta"] == "talks about the passages"
+    assert outcome.grounding["generated"] == text
