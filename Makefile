@@ -25,7 +25,9 @@ $(VENV)/.llamacpp: $(VENV)/.installed
 
 llamacpp: $(VENV)/.llamacpp
 
+# warmup: the one-time conversion of the bundled LLM (about half a minute) happens here, not in the demo's ask
 demo: install
+	$(VENV)/bin/rag warmup
 	$(VENV)/bin/rag --kb .demo-kb ingest knowledge/sample
 	$(VENV)/bin/rag --kb .demo-kb ask "What temperature does the Velmora kiln reach?"
 

@@ -10,13 +10,16 @@ KV cache. Output stays deterministic, but greedy answers differ from pure fp32 o
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -43,11 +46,31 @@ def gguf_cache_dir(config: GenerationConfig, gguf: Path) -> Path:
 
 
 def _convert_gguf(gguf: Path, target: Path) -> None:
-    """Dequantise ``gguf`` once into a clean safetensors model folder, written atomically."""
+    """Dequantise ``gguf`` once into a clean safetensors model folder, written atomically.
+
+    It takes about half a minute, so it says so: one progress line on stderr (transformers' own bars are hidden).
+    """
+    from tqdm.auto import tqdm
+
+    steps = iter(["reading the tokenizer", "building the model", "writing safetensors"])
+    with tqdm(total=4, desc=f"First use: converting {gguf.name} for transformers, once", file=sys.stderr,
+              bar_format="{desc}: step {n}/{total}{postfix} [{elapsed}]", postfix="reading the weights") as bar, \
+            contextlib.redirect_stderr(io.StringIO()):
+
+        def done() -> None:
+            bar.set_postfix_str(next(steps, "done"), refresh=False)
+            bar.update()
+
+        _write_safetensors(gguf, target, done)
+
+
+def _write_safetensors(gguf: Path, target: Path, done: Callable[[], None]) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     quantised = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    done()
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    done()
     # a GGUF-loaded model refuses save_pretrained; rebuild a plain one from its config and weights
     cfg = copy.deepcopy(quantised.config)
     if hasattr(cfg, "quantization_config"):
@@ -55,6 +78,7 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     clean = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
     clean.load_state_dict(quantised.state_dict())
     clean.generation_config = quantised.generation_config
+    done()
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
     try:
@@ -67,6 +91,7 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         if not (target / "source.json").is_file():  # another process may have won the rename
             raise
+    done()
 
 
 def model_folder(config: GenerationConfig) -> str:
@@ -174,6 +199,10 @@ class HFGenerator:
         if not self.prefill_bf16:
             return self.model
         return copy.deepcopy(self.model).to(torch.bfloat16)
+
+    def warm_up(self) -> None:
+        """Load now rather than at the first question (the first load converts the bundled GGUF, ~30 s)."""
+        self.prefill_model  # noqa: B018 - loads the model too
 
     # ---- Generator protocol ---------------------------------------------------------------------------------
 

@@ -10,8 +10,11 @@ packing use llama.cpp's tokenizer. A peft adapter folder is served through its G
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
+import re
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,6 +33,7 @@ INSTALL_HINT = "pip install -e '.[llamacpp]'  (builds llama-cpp-python from sour
 FTYPES = {"F32": 0, "F16": 1, "Q4_1": 3, "Q8_0": 7, "BF16": 32}  # llama_ftype values (llama.h)
 OVERRIDES = {"max_new_tokens", "temperature", "top_p", "stop"}
 MAX_CONTEXT = 8192
+_TENSOR = re.compile(rb"\[\s*(\d+)/\s*(\d+)\]")  # the quantizer's log line per tensor: "[ 12/ 272] blk.0.attn_q..."
 
 
 def import_llama_cpp() -> Any:  # noqa: ANN401 - the llama_cpp module
@@ -57,12 +61,39 @@ def retyped_gguf(source: Path, gguf_type: str, cache_dir: str | Path, threads: i
     params.allow_requantize = True  # the bundled file is already quantized
     params.nthread = threads
     try:
-        if llama_cpp.llama_model_quantize(str(source).encode(), tmp.encode(), ctypes.byref(params)) != 0:
+        with _tensor_progress(f"First use: re-typing {source.name} to {gguf_type} for llama.cpp, once"):
+            failed = llama_cpp.llama_model_quantize(str(source).encode(), tmp.encode(), ctypes.byref(params))
+        if failed:
             raise ModelLoadError(f"llama.cpp could not re-type {source} to {gguf_type}")
         os.replace(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)
     return target
+
+
+@contextlib.contextmanager
+def _tensor_progress(description: str) -> Iterator[None]:
+    """One progress bar on stderr fed by the quantizer's "[ 12/ 272] blk.0..." log lines, instead of the lines."""
+    from llama_cpp._logger import llama_log_callback  # llama-cpp-python's own, put back afterwards
+    from tqdm.auto import tqdm
+
+    llama_cpp = import_llama_cpp()
+    with tqdm(desc=description, unit="tensor", file=sys.stderr) as bar:
+
+        def on_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+            match = _TENSOR.search(text)
+            if match:
+                bar.total = int(match.group(2))
+                bar.update(int(match.group(1)) - bar.n)
+            elif level == 3:  # GGML_LOG_LEVEL_ERROR: the user needs to see why it failed
+                bar.write(text.decode("utf-8", "replace").rstrip(), file=sys.stderr)
+
+        callback = llama_cpp.llama_log_callback(on_log)  # referenced until put back: C keeps only the pointer
+        llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+        try:
+            yield
+        finally:
+            llama_cpp.llama_log_set(llama_log_callback, ctypes.c_void_p(0))
 
 
 def gguf_lora(adapter: str | Path, base_gguf: Path) -> Path:
@@ -119,6 +150,10 @@ class LlamaCppGenerator:
                 lora_path=lora, verbose=False)
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"llama.cpp cannot load {path} (adapter {lora}): {exc}") from exc
+
+    def warm_up(self) -> None:
+        """Load now rather than at the first question (the first load re-types the bundled GGUF to ``gguf_type``)."""
+        self.llm  # noqa: B018
 
     @cached_property
     def _formatter(self) -> Any:  # noqa: ANN401 - llama_cpp.llama_chat_format.Jinja2ChatFormatter

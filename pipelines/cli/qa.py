@@ -19,6 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--style", choices=["generative", "extractive", "auto"],
                    help="answer style (default: answer.style): the model's text, a quoted sentence, or checked")
     p.set_defaults(func=_ask)
+    p = sub.add_parser("warmup", help="load the configured models once, converting the bundled LLM on first use, "
+                       "so that the first ask is not the slow one")
+    p.set_defaults(func=_warmup)
     p = sub.add_parser("summarize", help="summarise a source, or a topic via retrieval")
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--source", help="a source path in the knowledge base")
@@ -107,6 +110,22 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print()
         print_answer(stream.answer, streamed=True)
+    return 0
+
+
+def _warmup(args: argparse.Namespace, settings: Settings) -> int:
+    """Make the one-time files the first ask would make: the LLM's converted or re-typed copy, the int8 ONNX export."""
+    from rag.backends import make_generator
+    from rag.embed import SentenceTransformerEmbedder
+
+    t0 = time.perf_counter()
+    SentenceTransformerEmbedder(settings.embedding).embed(["warm up"])
+    generator = make_generator(settings.generation)
+    warm_up = getattr(generator, "warm_up", None)  # a server backend has nothing to prepare here
+    if warm_up is not None:
+        warm_up()
+    print(f"ready: {settings.embedding.model} ({settings.embedding.runtime}), {generator.model_id} "
+          f"({settings.generation.backend}) in {time.perf_counter() - t0:.1f}s")
     return 0
 
 

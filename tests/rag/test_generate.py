@@ -36,11 +36,14 @@ def _prompt(generator: HFGenerator, question: str) -> str:
 
 
 @pytest.mark.slow
-def test_gguf_cache_is_created_once_then_reused(generator, tmp_path, monkeypatch) -> None:
+def test_gguf_cache_is_created_once_then_reused(generator, tmp_path, monkeypatch, capsys) -> None:
     config = GenerationConfig(max_new_tokens=12, cache_dir=str(tmp_path))
     gguf = package_file(*BUNDLED_LLMS[config.model])
     first = HFGenerator(config)
     first.model  # noqa: B018 - converts into tmp_path
+    said = capsys.readouterr().err  # one progress line says what the half minute is for; transformers' bars hidden
+    assert f"First use: converting {gguf.name} for transformers, once" in said and "step 4/4" in said
+    assert "GGUF tensors" not in said
     folder = gguf_cache_dir(config, gguf)
     assert (folder / "model.safetensors").is_file()
     assert json.loads((folder / "source.json").read_text())["size"] == gguf.stat().st_size

@@ -119,8 +119,11 @@ def test_bad_overrides_are_refused(llama) -> None:
         llama.generate("x", max_new_tokens=0)
 
 
-def test_retyped_gguf_is_made_once(tmp_path, llama) -> None:
+def test_retyped_gguf_is_made_once(tmp_path, llama, capsys) -> None:
     first = retyped_gguf(llama.source_gguf, "Q8_0", tmp_path)
+    said = capsys.readouterr().err  # one progress bar fed by the quantizer's log, not its line per tensor
+    assert "First use: re-typing SmolLM2-135M-Instruct.Q4_1.gguf to Q8_0 for llama.cpp, once" in said
+    assert "272/272" in said and "blk.0" not in said
     stamp = first.stat().st_mtime_ns
     assert retyped_gguf(llama.source_gguf, "Q8_0", tmp_path) == first and first.stat().st_mtime_ns == stamp
     assert [p.name for p in first.parent.iterdir()] == [first.name]  # no temp file left behind

@@ -1,0 +1,16 @@
+"""`rag warmup` makes the one-time model files during set-up (`make demo`), so the first ask is not the slow one."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.cli import main
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_warmup_loads_the_configured_models(generator, capsys) -> None:
+    assert main(["warmup"]) == 0  # the session's generator has converted the bundled model into the default cache
+    out = capsys.readouterr().out
+    assert out.startswith("ready: sentence-transformers/all-MiniLM-L6-v2 (torch), "
+                          "HuggingFaceTB/SmolLM2-135M-Instruct (transformers)")
