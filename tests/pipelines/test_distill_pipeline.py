@@ -191,7 +191,8 @@ def test_rag_eval_measures_the_promoted_adapter_closed_book(kb_root, first, gene
     pipeline's ``generator`` is the base model) and gives the figure one gets by asking the adapter directly."""
     from pipelines.evaluate import EvalJob
 
-    adapter = AdapterRegistry(kb_root).active_path()
+    adapter = kb_root / "adapters" / first.adapter  # by id: an earlier test may have rolled the active one back
+    assert (adapter / "adapter_config.json").is_file()
     rows = [{"id": f"{name}{i}", "question": qs[-1], "answers": [span], "context": TEXTS[name]}
             for name in ("kiln", "bridge") for i, (qs, span) in enumerate(QUESTIONS[name])]
     data = tmp_path / "facts.jsonl"
