@@ -1,15 +1,16 @@
 """Training data for a distillation round, built from what is reliable: the users' own questions and the passages.
 
 1. **Facts.** Each logged question that ranked a hot passage first (or cited it) is answered by the teacher — the
-   base model with *only that passage* in its prompt. The answer is kept only when the passage holds its key spans
-   (``facts.supported``): a teacher that read the wrong passage teaches nothing. Questions whose answers share the
-   same spans are one fact asked in several phrasings.
+   base model with *only that passage* in its prompt (``teach``). The answer is kept only when it answers the
+   question (``verify``: the passage meets the question's constraints, holds the answer's key spans of the kind
+   asked for, and the round trip agrees): a teacher that read the wrong passage teaches nothing. Questions whose
+   answers share the same spans are one fact asked in several phrasings.
 2. **Examples per fact** (loss on the answer only; Allen-Zhu & Li: a fact becomes extractable when seen in many
    phrasings): every trained phrasing inside rule-based wrappers -> the answer; the passage sentence that states it
    (as an answer, and as a completion of its own beginning); the open-book prompt -> the same answer, so answering
    *with* retrieval stays what it was.
 3. **Replay** against forgetting: the active adapter's examples (earlier rounds' facts) and general prompts answered
-   by the base model itself; plus questions a person corrected.
+   by the base model itself, without the facts people marked wrong; plus questions a person corrected.
 
 For a fact asked in two or more phrasings one phrasing is held out: never trained, it is what the gate asks.
 """
