@@ -145,7 +145,10 @@ class DistillRound:
         facts = teach(prompter, chosen, questions, rivals=rivals, rare=kb.bm25.rare_word, unlearn=unlearn,
                       stats=stats) if chosen else []
         trained = {(e.question, e.answer) for e in parent_rows if e.kind == "correction"}
-        pending = bool(wrong) or any((q, c.strip()) not in trained for _, q, c in log.corrections() if c.strip())
+        # corrections alone start a round only when there are weights to correct; else the next round of hot
+        # facts trains them (a handful of corrections is too little data for a first adapter)
+        pending = parent is not None and (bool(wrong) or any((q, c.strip()) not in trained
+                                                             for _, q, c in log.corrections() if c.strip()))
         return RoundPlan(prompter, chosen, facts, unlearn, wrong, pending, stats)
 
     def _rag_facts(self, kb: KnowledgeBase, log: RetrievalLog, prompter: Prompter,
@@ -236,7 +239,8 @@ class DistillRound:
 @dataclass
 class RoundPlan:
     """What a round teaches: hot passages, verified facts, the wrong facts to unlearn and the passages holding
-    them; ``pending``: corrections or unlearning the active adapter has not had yet (a round is worth running)."""
+    them; ``pending``: corrections or unlearning the active adapter has not had yet (a round is worth running
+    without new hot facts)."""
 
     prompter: Prompter
     chosen: list[Passage]
