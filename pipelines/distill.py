@@ -30,7 +30,8 @@ from knowledge.log import RetrievalLog
 from pipelines.config import Settings
 from rag.errors import KnowledgeBaseError
 from rag.config import GenerationConfig
-from rag.generate import HFGenerator, model_folder
+from rag.generate import HFGenerator
+from rag.hf_model import model_folder
 from rag.types import Passage
 
 LAST_ROUND_KEY = "distill_last_round_ts"

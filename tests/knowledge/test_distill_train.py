@@ -84,7 +84,7 @@ def test_answer_loss_equals_the_models_own_loss_and_passes_accumulate_the_same_g
     """The LM head on answer positions only, and token-bounded passes, must not change the step."""
     from knowledge.config import DistillConfig
     from knowledge.distill.train import answer_loss, collate, lora_model, micro_batches, train_step
-    from rag.generate import load_base
+    from rag.hf_model import load_base
 
     prompter = Prompter(generator)
     rows = encode(_examples(prompter), generator.tokenizer, 128)

@@ -8,11 +8,12 @@ import json
 import pytest
 import torch
 
-import rag.generate as generate_module
+import rag.hf_model as hf_model
 from rag.config import GenerationConfig
 from rag.errors import ModelLoadError
 from rag.batching import padded_batches
-from rag.generate import HFGenerator, _common_prefix, gguf_cache_dir
+from rag.generate import HFGenerator, _common_prefix
+from rag.hf_model import gguf_cache_dir
 from rag.models import BUNDLED_LLMS, package_file
 
 pytestmark = pytest.mark.integration
@@ -52,7 +53,7 @@ def test_gguf_cache_is_created_once_then_reused(generator, tmp_path, monkeypatch
     def no_conversion(*_: object) -> None:
         raise AssertionError("the cache should have been reused")
 
-    monkeypatch.setattr(generate_module, "_convert_gguf", no_conversion)
+    monkeypatch.setattr(hf_model, "_convert_gguf", no_conversion)
     second = HFGenerator(config)
     prompt = _prompt(generator, QUESTIONS[0])
     assert second.generate(prompt) == generator.generate(prompt, max_new_tokens=12)

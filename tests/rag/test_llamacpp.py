@@ -150,7 +150,7 @@ def _train_fact_adapter(generator, out: Path) -> None:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from rag.generate import load_base
+    from rag.hf_model import load_base
 
     torch.manual_seed(0)
     base, tokenizer = load_base(generator.config)
