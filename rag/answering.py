@@ -22,7 +22,7 @@ from rag.attribute import ground_citations, quote_citation
 from rag.cite import Label, passage_label, resolve_citations
 from rag.config import AnswerConfig
 from rag.ground import Evidence, Grounder, cut_answer
-from rag.text import content_words, sentence_spans, split_sentences, strip_markers
+from rag.text import STEM, content_words, sentence_spans, split_sentences, strip_markers
 from rag.types import Citation, Generator, Hit
 
 _SPACES = re.compile(r"[ \t]{2,}")
@@ -42,7 +42,6 @@ _SOURCE_FILLER = frozenset("the this these that those each both all our your acc
 _ABOUT_QUESTION = re.compile(r"\b(?:the|this|that|your|my)\s+question\b|\bthe\s+answer\s+to\b", re.IGNORECASE)
 _YES_NO = re.compile(r"^\W*(?:is|are|was|were|do|does|did|can|could|will|would|should|has|have|had|may|might|must)\b"
                      r"|^\W*(?:yes|no)\b", re.IGNORECASE)
-_STEM = 4  # words compare on their first letters: "reach" / "reaches"
 
 
 class PromptLike(Protocol):
@@ -217,5 +216,5 @@ def _restates(answer: str, question: str) -> bool:
     if _YES_NO.search(question) or _YES_NO.search(answer):
         return False
     words = content_words(strip_markers(answer))
-    asked = {w[:_STEM] for w in content_words(question)}
-    return bool(words) and all(w[:_STEM] in asked for w in words)
+    asked = {w[:STEM] for w in content_words(question)}
+    return bool(words) and all(w[:STEM] in asked for w in words)

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.config import AnswerConfig
-from rag.text import content_words, contains, names, normalise, numbers, sentence_spans, split_sentences, strip_markers
+from rag.text import (STEM, content_words, contains, names, normalise, numbers, sentence_spans, split_sentences,
+                      strip_markers)
 from rag.types import Embedder, Hit
 
 # questions that want a number: the sentence that answers them nearly always holds one
@@ -34,7 +35,6 @@ _MIN_WORDS = 3  # shorter passage fragments ("## Kiln") are not answers
 # "how wide/long/..." words name the answer's type, not its topic: the answer sentence says "61 centimetres across"
 _ASKING = frozenset("wide long tall high old far deep big often many much large width length height temperature year "
                     "date time".split())
-_PREFIX = 4  # words match on their first letters, so "founded"/"founder" and "take"/"takes" count as present
 
 
 @dataclass(frozen=True)
@@ -110,9 +110,9 @@ class Grounder:
         passage_words = set(content_words(haystack))
         # a topic word of the question that the passage lacks is a claim the passage does not make ("does not have
         # a café"), even though the question supplied the word
-        held = {w[:_PREFIX] for w in passage_words}
-        asked = {w[:_PREFIX] for w in _topic_words(evidence.question)}
-        missing += tuple(w for w in words if w[:_PREFIX] in asked and w[:_PREFIX] not in held)
+        held = {w[:STEM] for w in passage_words}
+        asked = {w[:STEM] for w in _topic_words(evidence.question)}
+        missing += tuple(w for w in words if w[:STEM] in asked and w[:STEM] not in held)
         known = passage_words | set(content_words(evidence.question))
         coverage = sum(w in known for w in words) / len(words) if words else 0.0
         rows = [i for i, (p, _, _) in enumerate(evidence.spans) if p == passage]
@@ -177,13 +177,13 @@ class Grounder:
         for w in _topic_words(evidence.question):
             weight = 1.0 if self.idf is None else self.idf(w)
             if weight:
-                weights[w[:_PREFIX]] = max(weights.get(w[:_PREFIX], 0.0), weight)
+                weights[w[:STEM]] = max(weights.get(w[:STEM], 0.0), weight)
         total = sum(weights.values())
         if not total:
             return 1.0
         best = 0.0
         for hit in evidence.context:
-            words = {w[:_PREFIX] for w in content_words(_haystack(hit))}
+            words = {w[:STEM] for w in content_words(_haystack(hit))}
             best = max(best, sum(v for k, v in weights.items() if k in words) / total)
         return best
 

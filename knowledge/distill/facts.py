@@ -13,11 +13,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.text import GENERIC_NAMES, STOP, content_words, dates, names, normalise, strip_markers
+from rag.text import GENERIC_NAMES, MONTH_WORDS, STOP, content_words, dates, names, normalise, strip_markers
 from rag.text import contains as _contains
 
 _NUMBER = re.compile(r"\d[\d,.]*\d|\d")
-_MONTHS = frozenset("january february march april may june july august september october november december".split())
 
 
 
@@ -31,7 +30,7 @@ def key_spans(answer: str, question: str) -> tuple[str, ...]:
     answer = strip_markers(answer)
     spans = [n for n in _NUMBER.findall(answer) if not _contains(question, n)]
     # a date the question gives, restated in the answer in another format ("06/30/1975" -> "30 June"), is no span
-    months = _MONTHS if dates(question) else frozenset()
+    months = MONTH_WORDS if dates(question) else frozenset()
     for name in names(answer):  # not a sentence's capitalised first word ("One of his books ...")
         words = [w for w in name.split() if w not in GENERIC_NAMES and w.lower() not in STOP | months]
         name = " ".join(words)
@@ -40,10 +39,10 @@ def key_spans(answer: str, question: str) -> tuple[str, ...]:
     if spans:
         return tuple(dict.fromkeys(spans))
     q_words = set(content_words(question))
-    return tuple(_surface(w, answer) for w in content_words(answer) if w not in q_words)[:3]
+    return tuple(surface(w, answer) for w in content_words(answer) if w not in q_words)[:3]
 
 
-def _surface(word: str, text: str) -> str:
+def surface(word: str, text: str) -> str:
     """``word`` as ``text`` writes it ("Votordra" at the start of a sentence keeps its capital)."""
     match = re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text, re.IGNORECASE)
     return match.group(0) if match else word

@@ -30,12 +30,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from rag.text import (GENERIC_NAMES, STOP, contains, content_words, date_mentions, dates, names, normalise, numbers,
-                      same_date, split_sentences)
-
-_MONTH_WORDS = frozenset("january february march april may june july august september october november december "
-                         "jan feb mar apr jun jul aug sep sept oct nov dec".split())
-_PREFIX = 4  # a rare word holds when a passage word shares its first letters ("geologist" / "geology")
+from knowledge.distill.facts import surface
+from rag.text import (GENERIC_NAMES, MONTH_WORDS, STEM, STOP, contains, content_words, date_mentions, dates, names,
+                      normalise, numbers, same_date, split_sentences)
 
 # the order matters: "Who wrote the book X?" asks for a person, "Which award did X receive?" for an award
 _KINDS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((k, re.compile(p, re.IGNORECASE)) for k, p in (
@@ -72,7 +69,7 @@ def fits_kind(spans: Sequence[str], answer: str, question: str) -> bool:
         False
     """
     kind = answer_kind(question)
-    named = [s for s in spans if _capitalised(s, answer)]
+    named = [s for s in spans if surface(s, answer)[:1].isupper()]  # "Votordra flows ...": span "votordra"
     counted = [s for s in spans if numbers(s)]
     if kind == "person":
         return any(len(s.split()) >= 2 for s in named)
@@ -106,13 +103,13 @@ def off_topic(question: str, spans: Sequence[str], passage: str) -> bool:
     are ``unmet``'s business).
     """
     named = {w for n in constraints(question)["names"] for w in normalise(n).split()}
-    stems = {w[:_PREFIX] for w in content_words(passage)}
-    topic = {w[:_PREFIX] for w in content_words(question)
+    stems = {w[:STEM] for w in content_words(passage)}
+    topic = {w[:STEM] for w in content_words(question)
              if w not in _ASKING and w not in named and not w.isdigit()} & stems
     holding = [s for s in split_sentences(passage) if any(contains(s, span) for span in spans)]
     if not topic or not holding:
         return False
-    return not any(topic & {w[:_PREFIX] for w in content_words(s)} for s in holding)
+    return not any(topic & {w[:STEM] for w in content_words(s)} for s in holding)
 
 
 def constraints(question: str, rare: Callable[[str], bool] | None = None) -> dict[str, list]:
@@ -122,7 +119,7 @@ def constraints(question: str, rare: Callable[[str], bool] | None = None) -> dic
         question = question.replace(written, " ")
     out_names = []
     for name in names(question):
-        words = [w for w in _name_words(name) if w.lower() not in _MONTH_WORDS]
+        words = [w for w in _name_words(name) if w.lower() not in MONTH_WORDS]
         if words:
             out_names.append(" ".join(words))
     nums = numbers(question)
@@ -135,19 +132,13 @@ def unmet(question: str, passage: str, rare: Callable[[str], bool] | None = None
     """The constraints of ``question`` that ``passage`` does not meet (empty: it may answer the question)."""
     found = constraints(question, rare)
     have = set(normalise(passage).split())
-    stems = {w[:_PREFIX] for w in have}
+    stems = {w[:STEM] for w in have}
     passage_dates = dates(passage)
     missing = [n for n in found["names"] if not all(w in have for w in normalise(n).split())]
     missing += [n for n in found["numbers"] if not contains(passage, n)]
     missing += [written for written, d in found["dates"] if not any(same_date(d, p) for p in passage_dates)]
-    missing += [w for w in found["words"] if w[:_PREFIX] not in stems]
+    missing += [w for w in found["words"] if w[:STEM] not in stems]
     return missing
-
-
-def _capitalised(span: str, answer: str) -> bool:
-    """True when ``span`` is written with a capital in ``answer`` ("Votordra flows ..." gives span "votordra")."""
-    match = re.search(rf"(?<!\w){re.escape(span)}(?!\w)", answer, re.IGNORECASE)
-    return bool(match) and match.group(0)[:1].isupper()
 
 
 def _name_words(name: str) -> list[str]:
