@@ -174,13 +174,18 @@ def _hot_first(facts: list[Fact], n: int, rng: random.Random) -> list[Fact]:
     return head + rng.sample(rest, len(rest))
 
 
+def asked_fact(bank: list[Fact]) -> dict[str, Fact]:
+    """Every phrasing of the bank (asked and unseen) -> the fact it asks for."""
+    return {q: f for f in bank for q in (*f.asked, *f.unseen)}
+
+
 def teach_only(settings: Settings, base: HFGenerator, bank: list[Fact]) -> dict[str, Any]:
     """The facts a round would teach from the logged traffic, scored against gold (the teacher alone, no training)."""
     from knowledge.distill.adapters import AdapterRegistry
     from knowledge.kb import KnowledgeBase
     from knowledge.log import RetrievalLog
 
-    by_question = {q: f for f in bank for q in (*f.asked, *f.unseen)}
+    by_question = asked_fact(bank)
     t0 = time.perf_counter()
     with KnowledgeBase.open(settings.kb.path) as kb:
         plan = DistillRound(settings, generator=base, progress=False).plan(
@@ -200,7 +205,7 @@ def taught(adapter: Path, bank: list[Fact]) -> dict[str, Any]:
     precision, and the wrong ones with what was taught."""
     from knowledge.distill.data import read_jsonl
 
-    by_question = {q: f for f in bank for q in (*f.asked, *f.unseen)}
+    by_question = asked_fact(bank)
     answers: dict[tuple[str, str], list[str]] = {}
     for e in read_jsonl(adapter / "train.jsonl"):
         fact = by_question.get(e.question)

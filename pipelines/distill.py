@@ -21,7 +21,7 @@ from knowledge.distill.adapters import AdapterRegistry, new_adapter_id
 from knowledge.files import write_json_atomic
 from knowledge.distill.data import (GateItem, Prompter, build_dataset, correction_gate_items, gate_items,
                                     general_set, rag_gate_items, rag_split, read_jsonl, write_jsonl)
-from knowledge.distill.facts import Fact, Unlearn, key_spans
+from knowledge.distill.facts import Fact, Unlearn, is_correct, key_spans
 from knowledge.distill.teach import teach
 from knowledge.distill.select import select_hot
 from knowledge.distill.train import train_lora
@@ -257,7 +257,7 @@ def unlearned(log: RetrievalLog) -> list[Unlearn]:
     out = []
     for bad in log.bad_answers():
         spans = key_spans(bad.answer, bad.question)
-        if spans and not (bad.correction and all(s in bad.correction for s in spans)):
+        if spans and not (bad.correction and is_correct(bad.correction, spans)):
             out.append(Unlearn(bad.question, bad.passage_id, spans))
     return out
 

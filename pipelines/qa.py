@@ -151,10 +151,11 @@ class QAPipeline:
         the retrieved passage keeps routed answers as reliable as the passage itself.
         """
         from knowledge.distill.facts import key_spans, supported
+        from knowledge.distill.teach import haystack
         from knowledge.distill.verify import fits_kind, unmet
 
         # the passage must be about what the question asks (not a sibling's), before it can vouch for an answer
-        if unmet(question, f"{top.passage.title}. {top.passage.text}"):
+        if unmet(question, haystack(top.passage)):
             return None
         text = self.closed_generator.generate(self.builder.build_closed_book(question).text,
                                        max_new_tokens=min(48, self.settings.generation.max_new_tokens))

@@ -29,15 +29,15 @@ def teach(prompter: Prompter, passages: Sequence[Passage], questions: Mapping[st
     constraints (names, numbers, dates, ``rare`` words), it holds the answer's key spans, the spans are the kind
     of answer asked for, and the round trip agrees — the question asked another way gets the same spans, and no
     other passage retrieved for it (``rivals``) that also meets its constraints answers it differently. An answer
-    people marked wrong (``unlearn``) is never taught again. Answers resting on the same passage sentence are one
+    people marked wrong (``unlearn``) is never taught again. Answers on one passage with the same key spans are one
     fact asked in several phrasings; the fact keeps the answer with the shortest spans.
     """
     count = stats if stats is not None else {}
     pairs = [(p, q) for p in passages for q in questions.get(p.id, [])]
     count["asked"] = count.get("asked", 0) + len(pairs)
     rivals = rivals or {}
-    pairs = [(p, q) for p, q in pairs
-             if not _reject(count, "constraints", unmet(q, haystack(p), _telling(rare, [p, *rivals.get(q, ())])))]
+    telling = {(p.id, q): _telling(rare, [p, *rivals.get(q, ())]) for p, q in pairs}  # once per question
+    pairs = [(p, q) for p, q in pairs if not _reject(count, "constraints", unmet(q, haystack(p), telling[p.id, q]))]
     answers = _answer(prompter, [(p, q) for p, q in pairs])
     kept = []
     for (p, q), raw in zip(pairs, answers, strict=True):
@@ -52,7 +52,7 @@ def teach(prompter: Prompter, passages: Sequence[Passage], questions: Mapping[st
         if _reject(count, "marked wrong", any(u.covers(p.id, q, answer) for u in unlearn)):
             continue
         kept.append((p, q, answer, spans))
-    kept = _round_trip(prompter, kept, rivals, rare, count)
+    kept = _round_trip(prompter, kept, rivals, telling, count)
     count["taught"] = count.get("taught", 0) + len(kept)
     return _group(kept)
 
@@ -84,14 +84,14 @@ def _answer(prompter: Prompter, pairs: Sequence[tuple[Passage, str]]) -> list[st
 
 
 def _round_trip(prompter: Prompter, kept: list[tuple[Passage, str, str, tuple[str, ...]]],
-                rivals: Mapping[str, Sequence[Passage]], rare: Callable[[str], bool] | None,
-                count: dict[str, int]) -> list[tuple[Passage, str, str, tuple[str, ...]]]:
+                rivals: Mapping[str, Sequence[Passage]],
+                telling: Mapping[tuple[str, str], Callable[[str], bool] | None], count: dict[str, int]) -> list[tuple[Passage, str, str, tuple[str, ...]]]:
     """The answers that survive asking again: in a second phrasing (same passage) the key spans come back, and
     every rival passage that meets the question's constraints too answers with the same spans."""
     checks = [(p, SECOND_PHRASING.format(q=q), i) for i, (p, q, _, _) in enumerate(kept)]
     checks += [(r, q, i) for i, (p, q, _, _) in enumerate(kept)
                for r in rivals.get(q, ())[:3]
-               if r.id != p.id and not unmet(q, haystack(r), _telling(rare, [p, *rivals.get(q, ())]))]
+               if r.id != p.id and not unmet(q, haystack(r), telling[p.id, q])]
     replies = _answer(prompter, [(p, q) for p, q, _ in checks])
     failed: dict[int, str] = {}
     for (passage, q, i), raw in zip(checks, replies, strict=True):
