@@ -70,16 +70,17 @@ class Attempt:
         grounder: support checks over the pipeline's embedder; None skips every check (closed-book answers).
         max_sentences: the sentence cap of generated text (default ``config.max_sentences``; 0 = none, summaries).
         text: an answer already made (e.g. a verified closed-book answer): no generation, only the checks.
+        evidence: the prompt context's sentences, when already embedded (context selection does it first).
     """
 
     def __init__(self, config: AnswerConfig, grounder: Grounder | None, generator: Generator, prompt: PromptLike,
                  question: str, *, style: str | None = None, max_sentences: int | None = None,
-                 label: Label | None = None, text: str | None = None) -> None:
+                 label: Label | None = None, text: str | None = None, evidence: Evidence | None = None) -> None:
         self.config, self.grounder, self.generator, self.prompt = config, grounder, generator, prompt
         self.question, self.label, self.text = question, label or passage_label, text
         self.style = style or config.style
         self.max_sentences = config.max_sentences if max_sentences is None else max_sentences
-        self.evidence: Evidence | None = None
+        self.evidence = evidence
         self.outcome: Outcome | None = None
         self.grounding: dict[str, Any] = {}
         self.generated = False  # True once the generator ran (its last_stats then belong to this answer)
@@ -135,11 +136,16 @@ class Attempt:
             meta = meta_answer(text, self.question)
             if meta:
                 self.grounding["meta"] = meta
-            if grounded.supported and not meta and self.grounder.answers_type(self.question, text):
+            stray = self.grounder.out_of_place(text, evidence) if grounded.supported else None
+            if stray:
+                self.grounding["out_of_place"] = stray
+            if grounded.supported and not meta and not stray and self.grounder.answers_type(self.question, text):
                 return grounded
             self.grounding["generated"] = text
-        # no passage holds the question's topic words: the quote is the closest sentence, not a shown answer
-        return self._extractive(best, evidence, supported=self.grounder.covered(evidence))
+        # no passage holds the question's topic words, or the quote holds no answer of the kind asked for (no
+        # number for "how many"): the quote is the closest sentence, not a shown answer
+        shown = bool(best) and self.grounder.answers_type(self.question, " ".join(e.text for e in best))
+        return self._extractive(best, evidence, supported=self.grounder.covered(evidence) and shown)
 
     def _extractive(self, best: list, evidence: Evidence, supported: bool = True) -> Outcome:
         if not best:

@@ -24,14 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.config import AnswerConfig
-from rag.text import (STEM, content_words, contains, names, normalise, numbers, sentence_spans, split_sentences,
-                      strip_markers)
+from rag.sentences import MIN_WORDS, SentenceScorer, identifiers, items, names_term, wants_code, wants_number
+from rag.text import STEM, content_words, contains, names, numbers, sentence_spans, split_sentences, strip_markers
 from rag.types import Embedder, Hit
 
-# questions that want a number: the sentence that answers them nearly always holds one
-_WANTS_NUMBER = re.compile(r"\b(how (many|much|long|tall|high|old|far|deep|big|often)|what (year|temperature|date|"
-                           r"time|percentage|age|size|height|length|capacity)|when|which year)\b", re.IGNORECASE)
-_MIN_WORDS = 3  # shorter passage fragments ("## Kiln") are not answers
+_CONTINUES = re.compile(r"^[^#].*[.!?][\"')\]]*$", re.S)  # "Defaults to 600." goes on the sentence before it
 # "how wide/long/..." words name the answer's type, not its topic: the answer sentence says "61 centimetres across"
 _ASKING = frozenset("wide long tall high old far deep big often many much large width length height temperature year "
                     "date time".split())
@@ -74,6 +71,13 @@ class Evidence:
         p, start, end = self.spans[i]
         return self.context[p].passage.text[start:end]
 
+    def within(self, context: Sequence[Hit]) -> Evidence:
+        """This evidence for the passages of ``context`` only (those of its own that a prompt kept), re-indexed."""
+        position = {hit.passage.id: n for n, hit in enumerate(context)}
+        rows = [i for i, (p, _, _) in enumerate(self.spans) if self.context[p].passage.id in position]
+        spans = tuple((position[self.context[self.spans[i][0]].passage.id], *self.spans[i][1:]) for i in rows)
+        return Evidence(self.question, tuple(context), spans, self.vectors[rows], self.question_vector)
+
 
 class Grounder:
     """Support checks, extractive answers and the abstention rule over one embedder."""
@@ -84,10 +88,11 @@ class Grounder:
         self.config = config
         self.embedder = embedder
         self.idf = idf
+        self.scorer = SentenceScorer(idf)
 
     def evidence(self, question: str, context: Sequence[Hit]) -> Evidence:
         """Split every context passage into sentences and embed them together with the question."""
-        spans = [(i, s, e) for i, hit in enumerate(context) for s, e in sentence_spans(hit.passage.text)]
+        spans = [(i, s, e) for i, hit in enumerate(context) for s, e in _units(hit.passage.text)]
         texts = [context[i].passage.text[s:e] for i, s, e in spans]
         vectors = self.embedder.embed([question, *texts]) if texts else self.embedder.embed([question])
         return Evidence(question, tuple(context), tuple(spans), vectors[1:], vectors[0])
@@ -137,26 +142,29 @@ class Grounder:
         """The ``extract_sentences`` best answering passage sentences, best first (none without context)."""
         if not evidence.spans:
             return []
-        scores = [self._answer_score(i, evidence) for i in range(len(evidence.spans))]
+        scores = self.scores(evidence)
         order = sorted(range(len(scores)), key=lambda i: -scores[i])[: self.config.extract_sentences]
         return [Extract(evidence.sentence(i), evidence.spans[i][0], evidence.spans[i][1], evidence.spans[i][2],
                         scores[i]) for i in order]
 
-    def _answer_score(self, i: int, evidence: Evidence) -> float:
-        """Similarity to the question, share of question words present, a number when one is asked for."""
-        text = evidence.sentence(i)
-        words = set(content_words(text))
-        if len(words) < _MIN_WORDS:
-            return 0.0
-        hit = evidence.context[evidence.spans[i][0]]
-        asked = content_words(evidence.question)
-        around = words | set(content_words(f"{hit.passage.title} {hit.passage.metadata.get('section') or ''}"))
-        overlap = sum(w in around for w in asked) / len(asked) if asked else 0.0
-        similarity = max(float(evidence.vectors[i] @ evidence.question_vector), 0.0)
-        wants_number = bool(_WANTS_NUMBER.search(evidence.question))
-        type_match = 0.1 if wants_number and numbers(text) else (-0.1 if wants_number else 0.0)
-        new_info = 0.0 if words - set(asked) else -0.2  # a sentence that only restates the question answers nothing
-        return 0.5 * similarity + 0.5 * overlap + type_match + new_info
+    def scores(self, evidence: Evidence) -> list[float]:
+        """How well each passage sentence answers the question (``rag.sentences``), one per span."""
+        around = self._items(evidence)
+        hits = [evidence.context[p] for p, _, _ in evidence.spans]
+        return self.scorer.scores(
+            evidence.question, [evidence.sentence(i) for i in range(len(evidence.spans))],
+            [f"{h.passage.title} {h.passage.metadata.get('section') or ''}" for h in hits],
+            [h.passage.source for h in hits], evidence.vectors @ evidence.question_vector, around)
+
+    @staticmethod
+    def _items(evidence: Evidence) -> list[tuple[int, list[int]]]:
+        """Each span's list item or paragraph (``rag.sentences.items``), as span indices."""
+        out: list[tuple[int, list[int]]] = []
+        for p, hit in enumerate(evidence.context):  # spans run passage by passage
+            offset = len(out)
+            found = items(hit.passage.text, [(s, e) for q, s, e in evidence.spans if q == p])
+            out += [(first + offset, [j + offset for j in near]) for first, near in found]
+        return out
 
     # ---- abstention ---------------------------------------------------------------------------------------------
 
@@ -189,8 +197,39 @@ class Grounder:
 
     @staticmethod
     def answers_type(question: str, answer: str) -> bool:
-        """False when the question asks for a number (how many, when, what year...) and the answer holds none."""
-        return not _WANTS_NUMBER.search(question) or bool(numbers(strip_markers(answer)))  # "[1]" is no number
+        """False when the question asks for a number (how many, when, what year...) and the answer holds none, or
+        for a code name (which method, event, option...) and the answer names none the question does not."""
+        text = strip_markers(answer)  # "[1]" is no number
+        if wants_number(question) and not numbers(text):
+            return False
+        return not wants_code(question) or bool(set(identifiers(text)) - set(identifiers(question)))
+
+    def out_of_place(self, answer: str, evidence: Evidence) -> str | None:
+        """The first new span of ``answer`` (a number, code identifier or name the question does not hold) that no
+        passage sentence states about what the question asks; None when every one is stated in place.
+
+        "The default `keepAliveMsecs` of an http.Agent is 5 seconds." passes the support check: every word and the
+        5 are in a passage. But the 5 is in a sentence about another setting. A new span counts as in place when a
+        sentence holding it (with its list item's first sentence, its neighbours, title and section as context)
+        names every identifier the question names and at least half of its topic words.
+        """
+        text = strip_markers(answer)
+        spans = [n for n in numbers(text) if not contains(evidence.question, n)]
+        spans += [t for t in [*identifiers(text), *names(text)] if not contains(evidence.question, t)]
+        if not spans or not evidence.spans:
+            return None
+        terms = identifiers(evidence.question)
+        topic = {w[:STEM] for w in _topic_words(evidence.question)}
+        places = []
+        for i, (first, near) in enumerate(self._items(evidence)):
+            hit = evidence.context[evidence.spans[i][0]]
+            around = " ".join([evidence.sentence(first), *(evidence.sentence(j) for j in near),
+                               hit.passage.title, str(hit.passage.metadata.get("section") or "")])
+            held = {w[:STEM] for w in content_words(f"{evidence.sentence(i)} {around}")}
+            if all(names_term(f"{evidence.sentence(i)} {around}", t) for t in terms) and (
+                    not topic or len(topic & held) >= len(topic) / 2):
+                places.append(evidence.sentence(i))
+        return next((x for x in spans if not any(contains(p, x) for p in places)), None)
 
     def covered(self, evidence: Evidence) -> bool:
         """True when one passage holds ``min_coverage`` of the question's topic words (a quote can answer it)."""
@@ -214,6 +253,19 @@ class Grounder:
         if retrieval < self.config.min_retrieval and not strong_sentence:
             return True
         return retrieval < self.config.close_retrieval and not self.covered(evidence)
+
+
+def _units(text: str) -> list[tuple[int, int]]:
+    """Sentence spans of ``text``, a short sentence that continues the one before it ("Defaults to 600.") joined
+    to it: on its own it names no subject, and quoted alone it answers nothing."""
+    units: list[tuple[int, int]] = []
+    for start, end in sentence_spans(text):
+        piece = text[start:end]
+        if units and len(content_words(piece)) < MIN_WORDS and _CONTINUES.match(piece):
+            units[-1] = (units[-1][0], end)
+        else:
+            units.append((start, end))
+    return units
 
 
 def _haystack(hit: Hit) -> str:

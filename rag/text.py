@@ -20,8 +20,8 @@ _NUMBER = re.compile(r"\d[\d,.]*\d|\d")
 _NAME = re.compile(r"\b[A-Z][\w'-]*(?:\s+(?:of\s+|the\s+)?[A-Z][\w'-]*)*")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # a sentence ends after . ! ? (with closing quotes and any "[n]" markers written after it) before a capital,
-# a digit or a "[n]" that opens the next one; blank lines and list items end one too
-_SENTENCE_END = re.compile(r"(?<=[.!?])(?P<tail>(?:\s*\[\d+(?:\s*[-–,]\s*\d+)*\])*[\"')\]]*)\s+(?=[\"'(]?[A-Z0-9])"
+# a digit, a `code` span or a "[n]" that opens the next one; blank lines and list items end one too
+_SENTENCE_END = re.compile(r"(?<=[.!?])(?P<tail>(?:\s*\[\d+(?:\s*[-–,]\s*\d+)*\])*[\"')\]]*)\s+(?=[\"'(*]*(?:[A-Z0-9]|`))"
                            r"|\n\s*\n|\n(?=\s*[-*•]|\s*\d+[.)]\s)")
 MARKER = re.compile(r"\s*\[\s*\d+(?:\s*[-–,]\s*\d+)*\s*\]")
 STOP = frozenset(

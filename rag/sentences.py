@@ -1,0 +1,213 @@
+"""Which passage sentences answer the question: one score for the extractive answer, the support check's evidence
+and the prompt's context selection.
+
+A sentence answers when it is close to the question (embedding cosine), holds the question's words (share of them,
+with its passage's title and section as context, and a sentence-level BM25 over the retrieved sentences with the
+knowledge base's IDF, so rare words count more), holds the exact code identifiers and quoted terms the question
+names (``max_age``, ``'close'``), and adds something the question did not say. A sentence's list item or the
+sentence before it is its context: "Defaults to 600." answers "What is the default max_age?" when the sentence before
+it names ``max_age``. Changelog lines ("📝 Add missing compresslevel parameter ...") name the terms without answering.
+
+The mix follows extractive context compression, which ranks sentences by their relevance to the query and keeps the
+best under a budget (RECOMP's extractive compressor, Xu et al. 2023, arXiv:2310.04408; LongLLMLingua's
+question-aware coarse-to-fine selection, Jiang et al. 2023, arXiv:2310.06839), with lexical features in place of
+a trained scorer: a 135M model has no time for a second model per sentence on two cores.
+
+Example:
+    >>> identifiers("What is the default `max_age` of CORSMiddleware?")
+    ['max_age', 'CORSMiddleware']
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from rag.text import STEM, content_words, numbers
+
+# `code`, "quoted" or 'quoted' terms, snake_case / dotted / camelCase identifiers
+_IDENTIFIER = re.compile(r"`([^`\n]{1,60})`|(?<!\w)[\"“']([^\"”'\n]{1,40})[\"”'](?!\w)"
+                         r"|\b([A-Za-z_]\w*(?:[._]\w+)+|[A-Za-z]*[a-z][A-Z]\w*|[A-Z]{2,}[a-z]+\w*)\b")
+# CHANGELOG.md, release-notes/..., HISTORY.rst (a folder named "history" holds history, not a changelog)
+_CHANGELOG_SOURCE = re.compile(r"(?:^|[/\\])(?:change[-_ ]?log|changes|release[-_ ]?notes|whats[-_ ]?new)(?:[/\\.\-_]|$)"
+                               r"|(?:^|[/\\])(?:history|news)\.(?:md|rst|txt)$", re.IGNORECASE)
+_CHANGELOG_LINE = re.compile(r"^\W*(?:add|fix|update|bump|remove|refactor|upgrade|deprecate|document|improve|tweak|"
+                             r"drop|rename)(?:s|ed)?\b.*(?:#\d+|\bPR\b|@\w+)|\(#\d+\)|\bPR #\d+", re.IGNORECASE)
+_WANTS_NUMBER = re.compile(r"\b(how (many|much|long|tall|high|old|far|deep|big|often|large)|what (year|temperature|"
+                           r"date|time|percentage|age|size|height|length|capacity|port|limit|timeout)|when|"
+                           r"which year|default (value|size|limit|timeout|number)|"
+                           r"(maximum|minimum|highest|lowest|largest|smallest)\s+(\w+\s+)?(size|number|length|value|port|"
+                           r"limit|timeout|delay|count)|in (bytes|seconds|milliseconds|minutes|hours|days|percent))\b",
+                           re.IGNORECASE)
+# questions that want a code name: the sentence that answers names one the question does not
+_WANTS_CODE = re.compile(r"\b(which|what)\s+(\w+\s+)?(method|function|event|option|property|class|symbol|module|"
+                         r"constant|flag|header|signal|error code|socket option)s?\b", re.IGNORECASE)
+MIN_WORDS = 3  # shorter fragments ("## Kiln", "Defaults to 600.") are not answers on their own
+BM25_K1, BM25_B = 1.2, 0.75
+
+
+def identifiers(question: str) -> list[str]:
+    """Code identifiers and quoted terms in ``question``, in order: what an answer sentence must name exactly."""
+    found = [next(g for g in m.groups() if g) for m in _IDENTIFIER.finditer(question)]
+    return list(dict.fromkeys(t.strip() for t in found if t.strip()))
+
+
+def wants_number(question: str) -> bool:
+    """True for questions whose answer is nearly always a number (how many, when, what year, default size...)."""
+    return bool(_WANTS_NUMBER.search(question))
+
+
+def wants_code(question: str) -> bool:
+    """True for questions whose answer is a code name (which method, event, option, constant...)."""
+    return bool(_WANTS_CODE.search(question))
+
+
+def names_term(text: str, term: str) -> bool:
+    """True when ``text`` holds ``term`` as written (case-insensitive, on identifier boundaries)."""
+    return re.search(rf"(?<![\w.]){re.escape(term.lower())}(?![\w])", text.lower().replace("`", "")) is not None
+
+
+def changelog(text: str, source: str) -> bool:
+    """A changelog or release-notes line: it names the terms it changed without saying what they are."""
+    first = text.lstrip()[:1]
+    emoji = bool(first) and unicodedata.category(first) == "So"
+    return emoji or bool(_CHANGELOG_LINE.search(text)) or bool(_CHANGELOG_SOURCE.search(source))
+
+
+class SentenceScorer:
+    """Scores passage sentences as answers to a question (higher is better, about 0-1.3).
+
+    Args:
+        idf: the corpus IDF of a word (None for a stop word); without it every word weighs 1.
+    """
+
+    def __init__(self, idf: Callable[[str], float | None] | None = None) -> None:
+        self.idf = idf
+
+    def scores(self, question: str, sentences: Sequence[str], contexts: Sequence[str], sources: Sequence[str],
+               similarity: np.ndarray, items: Sequence[tuple[int, list[int]]]) -> list[float]:
+        """One score per sentence.
+
+        Args:
+            sentences: the sentences; ``contexts`` each one's title and section; ``sources`` its source path.
+            similarity: cosine of each sentence with the question.
+            items: each one's list item or paragraph: the index of its first sentence and of the others near it
+                (``items``).
+        """
+        asked = content_words(question)
+        terms = identifiers(question)
+        weights = self._weights(asked)
+        bm25 = self._bm25(asked, weights, sentences)
+        number = wants_number(question)
+        code = wants_code(question)
+        out = []
+        for i, text in enumerate(sentences):
+            first, near = items[i]
+            subject = sentences[first] if first != i else ""
+            # a sentence is as close to the question as the sentence that says what it is about, nearly
+            close = max(float(similarity[i]), 0.9 * float(similarity[first]))
+            out.append(self._score(text, contexts[i], sources[i], subject, " ".join(sentences[j] for j in near),
+                                   asked, terms, bm25[i], close, number))
+            if code:
+                out[-1] += 0.15 if set(identifiers(text)) - set(terms) else 0.0
+        return out
+
+    def _score(self, text: str, context: str, source: str, subject: str, item: str, asked: list[str],
+               terms: list[str], bm25: float, similarity: float, number: bool) -> float:
+        words = content_words(text)
+        if len(words) < MIN_WORDS:
+            return 0.0
+        # the sentence, its title and section, and the first sentence of its list item or paragraph (what it is
+        # about: "keepAliveMsecs {number} ..." for "Default: 1000.") say what it is about; the rest of the item half
+        own = {w[:STEM] for w in [*words, *content_words(context), *content_words(subject)]}
+        rest = {w[:STEM] for w in content_words(item)}
+        overlap = sum(1.0 if w[:STEM] in own else 0.5 if w[:STEM] in rest else 0.0 for w in asked) / max(len(asked), 1)
+        score = 0.45 * max(similarity, 0.0) + 0.45 * overlap + 0.1 * bm25
+        if terms:  # the identifiers a question names exactly are what it is about
+            named = sum(1.0 if names_term(text, t) or names_term(subject, t) else 0.5 if names_term(item, t) else 0.0
+                        for t in terms)
+            score += 0.2 * named / len(terms)
+        if number:
+            score += 0.1 if numbers(text) else -0.1
+        if not set(words) - set(asked):
+            score -= 0.2  # a sentence that only restates the question answers nothing
+        if changelog(text, source):
+            score -= 0.25
+        return score
+
+    def _weights(self, asked: list[str]) -> dict[str, float]:
+        """Each question word's weight: its corpus IDF (1 without one; 0 for a word the corpus never holds)."""
+        if self.idf is None:
+            return {w: 1.0 for w in asked}
+        return {w: max(self.idf(w) or 0.0, 0.0) for w in asked}
+
+    def _bm25(self, asked: list[str], weights: dict[str, float], sentences: Sequence[str]) -> list[float]:
+        """Sentence-level BM25 of the question against each sentence, scaled so the best is 1."""
+        bags = [[w[:STEM] for w in content_words(s)] for s in sentences]
+        if not bags:
+            return []
+        mean = max(sum(len(b) for b in bags) / len(bags), 1.0)
+        out = []
+        for bag in bags:
+            norm = BM25_K1 * (1 - BM25_B + BM25_B * len(bag) / mean)
+            tf = {w: bag.count(w[:STEM]) for w in asked}
+            out.append(sum(weights[w] * tf[w] * (BM25_K1 + 1) / (tf[w] + norm) for w in asked if tf[w]))
+        top = max(out)
+        return [x / top if top > 0 else 0.0 for x in out]
+
+
+def items(text: str, spans: Sequence[tuple[int, int]], reach: int = 2) -> list[tuple[int, list[int]]]:
+    """For each sentence span of ``text``: the index of the first sentence of its paragraph or list item (no blank
+    line between), and of the other sentences within ``reach`` of it there. They say what a short sentence
+    ("Default: 1000.") is about."""
+    first = [0] * len(spans)
+    for i in range(1, len(spans)):
+        first[i] = i if "\n\n" in text[spans[i - 1][1] : spans[i][0]] else first[i - 1]
+    out = []
+    for i in range(len(spans)):
+        hi = i
+        while hi + 1 < len(spans) and hi - i < reach and first[hi + 1] == first[i]:
+            hi += 1
+        out.append((first[i], [j for j in range(max(first[i], i - reach), hi + 1) if j not in (i, first[i])]))
+    return out
+
+
+def excerpts(spans: Sequence[tuple[int, int, int]], texts: Sequence[str], scores: Sequence[float],
+             count: Callable[[str], int], budget: int) -> dict[int, str]:
+    """The text to show of each passage under ``budget`` tokens: its best-scoring sentences, each with the sentence
+    before it (its subject) and after it when they fit, in passage order; gaps are marked with " … ".
+
+    Args:
+        spans: ``(passage index, start, end)`` of each sentence; ``texts`` each passage's text.
+        scores: each sentence's score (``SentenceScorer.scores``); sentences scoring 0 or less are never shown.
+        count: tokens of a text; ``budget``: the sentence tokens allowed in all.
+
+    Example:
+        >>> excerpts([(0, 0, 10), (0, 11, 20)], ["It is hot. It is 9C."], [0.1, 0.9], lambda t: len(t.split()), 3)
+        {0: 'It is 9C.'}
+    """
+    chosen: set[int] = set()
+    used = 0
+    for i in sorted(range(len(spans)), key=lambda i: -scores[i]):
+        if scores[i] <= 0 or used >= budget:
+            break
+        for j in (i, i - 1, i + 1):
+            if j in chosen or not 0 <= j < len(spans) or spans[j][0] != spans[i][0]:
+                continue
+            cost = count(texts[spans[j][0]][spans[j][1] : spans[j][2]])
+            if used + cost > budget:
+                break  # without room for the sentence itself, no neighbour either
+            chosen.add(j)
+            used += cost
+    out: dict[int, list[tuple[int, int]]] = {}
+    for j in sorted(chosen):
+        p, start, end = spans[j]
+        runs = out.setdefault(p, [])
+        if runs and j - 1 in chosen and spans[j - 1][0] == p:
+            runs[-1] = (runs[-1][0], end)  # consecutive sentences are shown as written, whatever lies between
+        else:
+            runs.append((start, end))
+    return {p: " … ".join(texts[p][s:e] for s, e in runs) for p, runs in out.items()}

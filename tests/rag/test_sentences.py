@@ -1,0 +1,87 @@
+"""The sentence scorer and context selection, with exactly predictable embeddings (``KeywordEmbedder``)."""
+
+from rag.config import AnswerConfig
+from rag.ground import Grounder
+from rag.sentences import changelog, excerpts, identifiers, names_term
+from rag.types import Hit, Passage
+from fakes import KeywordEmbedder
+
+KEYWORDS = ["max_age", "default", "corsmiddleware", "gzipmiddleware", "compresslevel", "browsers"]
+CORS = ("CORSMiddleware takes these arguments. `allow_origins` - A list of origins that may make requests. "
+        "`max_age` - Sets a maximum time in seconds for browsers to cache CORS responses. Defaults to `600`.")
+NOTES = "📝 Add missing compresslevel parameter on docs for GZipMiddleware. PR #1234 by @someone."
+GZIP = "GZipMiddleware compresses responses. The compresslevel is used during compression, 9 by default."
+
+
+def _hit(pid, text, rank, source=None):
+    return Hit(Passage(pid, text, pid, source or f"/docs/{pid}.md", title=pid), 1.0 / rank, rank, {"dense": 0.7})
+
+
+def test_identifiers_are_code_words_and_quoted_terms_not_ordinary_capitals():
+    assert identifiers("What is the default `max_age` of CORSMiddleware?") == ["max_age", "CORSMiddleware"]
+    assert identifiers("Which event does readline emit on 'close'?") == ["close"]
+    assert identifiers("What is the default keepAliveMsecs of http.Agent?") == ["keepAliveMsecs", "http.Agent"]
+    assert identifiers("What is the ferry's Capital City?") == []  # an apostrophe is no quote
+    assert identifiers("Does GZipMiddleware compress?") == ["GZipMiddleware"]
+    assert names_term("Sets `max_age` here", "max_age") and not names_term("Sets max_ages here", "max_age")
+
+
+def test_changelog_lines_are_recognised_by_their_form_or_their_source():
+    assert changelog(NOTES, "/docs/middleware.md")
+    assert changelog("Fix the timeout of the client (#812).", "/docs/a.md")
+    assert changelog("The compresslevel is used.", "/docs/release-notes.md")
+    assert not changelog(GZIP, "/docs/middleware.md")
+
+
+def test_the_answer_is_the_default_in_the_list_item_that_names_the_identifier():
+    grounder = Grounder(AnswerConfig(), KeywordEmbedder(KEYWORDS))
+    evidence = grounder.evidence("What is the default max_age in CORSMiddleware?", [_hit("cors", CORS, 1)])
+    [best] = grounder.extract(evidence)
+    # "Defaults to `600`." alone names nothing: it is joined to its list item, and that unit is the answer
+    assert best.text.endswith("Defaults to `600`.") and best.text.startswith("`max_age`")
+    assert CORS[best.start : best.end] == best.text
+
+
+def test_a_changelog_line_that_names_the_terms_loses_to_the_sentence_that_answers():
+    grounder = Grounder(AnswerConfig(), KeywordEmbedder(KEYWORDS))
+    context = [_hit("notes", NOTES, 1), _hit("gzip", GZIP, 2)]
+    [best] = grounder.extract(grounder.evidence("What is the default compresslevel of GZipMiddleware?", context))
+    assert best.text == "The compresslevel is used during compression, 9 by default."
+
+
+def test_excerpts_keep_the_best_sentences_with_neighbours_in_passage_order_under_the_budget():
+    texts = ["One alpha. Two beta. Three gamma. Four delta.", "Five eps. Six zeta."]
+    spans = [(0, 0, 10), (0, 11, 20), (0, 21, 33), (0, 34, 45), (1, 0, 9), (1, 10, 19)]
+    words = lambda t: len(t.split())  # noqa: E731 - two tokens a sentence
+    scores = [0.1, 0.2, 0.9, 0.0, 0.5, 0.3]
+    # best "Three gamma." then its neighbours "Two beta." and "Four delta.", then "Five eps." (budget 8)
+    assert excerpts(spans, texts, scores, words, 8) == {0: "Two beta. Three gamma. Four delta.", 1: "Five eps."}
+    # a smaller budget: the best sentence and its subject only
+    assert excerpts(spans, texts, scores, words, 4) == {0: "Two beta. Three gamma."}
+    # gaps are marked; sentences scoring 0 or less are never shown
+    assert excerpts(spans, texts, [0.9, 0.0, 0.0, 0.8, 0.0, 0.0], words, 6) == {0: "One alpha. Two beta. … Four delta."}
+    assert excerpts(spans, texts, [0.0] * 6, words, 100) == {}
+
+
+AGENT = ("Agent options can have the following fields:\n\n"
+         "keepAlive {boolean} Keep sockets around. Default: false.\n\n"
+         "keepAliveMsecs {number} When using the keepAlive option, specifies the initial delay for TCP Keep-Alive "
+         "packets. Ignored when the keepAlive option is false. Default: 1000.\n\n"
+         "timeout {number} Socket timeout in milliseconds, 5000 by default.")
+
+
+def test_an_answer_stated_about_another_setting_is_out_of_place():
+    grounder = Grounder(AnswerConfig(), KeywordEmbedder(KEYWORDS))
+    evidence = grounder.evidence("What is the default `keepAliveMsecs` of an Agent?", [_hit("agent", AGENT, 1)])
+    # every word and number of the wrong answer is in the passage, but 5000 is the timeout's default
+    assert grounder.out_of_place("The default keepAliveMsecs of an Agent is 5000.", evidence) == "5000"
+    assert grounder.out_of_place("The default keepAliveMsecs of an Agent is 1000.", evidence) is None
+    assert grounder.out_of_place("It is the keepAliveMsecs setting of the Agent.", evidence) is None  # nothing new
+
+
+def test_the_answer_type_covers_numbers_and_code_names():
+    assert not Grounder.answers_type("What is the maximum size in bytes?", "It is large.")
+    assert Grounder.answers_type("What is the maximum size in bytes?", "65,507 bytes.")
+    assert not Grounder.answers_type("Which method reschedules a timer?", "It reschedules the timer [1].")
+    assert Grounder.answers_type("Which method reschedules a timer?", "The `timeout.refresh()` method.")
+    assert Grounder.answers_type("Who founded the kiln?", "Rhona Callister.")  # neither kind asked
