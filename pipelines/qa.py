@@ -20,9 +20,10 @@ from rag.cite import passage_label
 from rag.embed import SentenceTransformerEmbedder
 from rag.errors import ContextOverflowError, EmptyKnowledgeBaseError, IndexMismatchError
 from rag.backends import make_generator
-from rag.ground import Grounder
+from rag.ground import Evidence, Grounder
 from rag.prompt import Prompt, PromptBuilder
 from rag.retrieve import HybridRetriever
+from rag.sentences import excerpts
 from rag.text import strip_markers
 from rag.types import Answer, Filters, Generator, Hit, Passage, content_hash
 
@@ -125,12 +126,28 @@ class QAPipeline:
         early = self._verified_closed(question, hits[0]) if path == "closed" and hits else None
         if path == "closed" and hits and early is None:
             path = "rag"  # auto mode: the adapter's answer did not check out against its passage
-        prompt = self.builder.build(question, hits) if path == "rag" else self.builder.build_closed_book(question)
+        prompt, evidence = self.build_prompt(question, hits) if path == "rag" else (
+            self.builder.build_closed_book(question), None)
         if early is not None:  # the closed-book answer is cited to the passage it was verified against
             prompt = replace(prompt, context=(hits[0],))
         t2 = time.perf_counter()
         return self._stream(prompt, question, hits, path, log, {"retrieve_s": t1 - t0, "prompt_s": t2 - t1}, t0,
-                            early, style=style)
+                            early, style=style, evidence=evidence)
+
+    def build_prompt(self, question: str, hits: Sequence[Hit], history: Sequence[tuple[str, str]] = (),
+                    query: str | None = None) -> tuple[Prompt, Evidence | None]:
+        """The prompt with passages; under ``prompt.context_tokens`` it shows only the sentences that best answer
+        the question (``rag.sentences.excerpts``), scored on the evidence the answer is then checked against."""
+        budget = self.settings.prompt.context_tokens
+        if not budget or not hits:
+            return self.builder.build(question, hits, history), None
+        evidence = self.grounder.evidence(query or question, hits)
+        shown = excerpts(evidence.spans, [h.passage.text for h in hits], self.grounder.scores(evidence),
+                         self.generator.count_tokens, budget)
+        if not shown:  # no sentence answers at all: the whole passages, and the checks decide
+            return self.builder.build(question, hits, history), None
+        prompt = self.builder.build(question, hits, history, excerpts=shown)
+        return prompt, evidence.within(prompt.context)
 
     def _route(self, hits: Sequence[Hit]) -> str:
         """``auto`` mode tries closed-book when the active adapter learnt the top hit with confidence."""
@@ -164,11 +181,13 @@ class QAPipeline:
 
     def _stream(self, prompt: Prompt, question: str, hits: Sequence[Hit], path: str, log: bool,
                 timings: dict[str, float], t0: float, text: str | None = None, *, style: str | None = None,
-                max_sentences: int | None = None, query: str | None = None) -> AnswerStream:
+                max_sentences: int | None = None, query: str | None = None,
+                evidence: Evidence | None = None) -> AnswerStream:
         first: list[float] = []
         generator = self.closed_generator if path == "closed" else self.generator
         attempt = Attempt(self.settings.answer, self.grounder if prompt.context else None, generator, prompt,
-                          query or question, style=style, max_sentences=max_sentences, label=self._label, text=text)
+                          query or question, style=style, max_sentences=max_sentences, label=self._label, text=text,
+                          evidence=evidence)
         if text is not None:
             attempt.style = "generative"  # a verified closed-book answer: check its citations, never replace it
 
@@ -259,8 +278,9 @@ class QAPipeline:
             query = condensed.splitlines()[0].strip() if condensed else message
         t0 = time.perf_counter()
         hits = self.retriever.retrieve(query, k)
-        prompt = self.builder.build(message, hits, history=history)
-        answer = self._complete(prompt, message, hits, t0, style=self.settings.answer.style, query=query)
+        prompt, evidence = self.build_prompt(message, hits, history, query)
+        answer = self._complete(prompt, message, hits, t0, style=self.settings.answer.style, query=query,
+                                evidence=evidence)
         return replace(answer, question=message)
 
     def translate(self, text: str, target_language: str) -> Answer:
@@ -271,11 +291,12 @@ class QAPipeline:
         return self._complete(prompt, f"translate to {target_language}", [], time.perf_counter(), log=False)
 
     def _complete(self, prompt: Prompt, question: str, hits: Sequence[Hit], t0: float, log: bool = True,
-                  style: str = "generative", query: str | None = None, text: str | None = None) -> Answer:
+                  style: str = "generative", query: str | None = None, text: str | None = None,
+                  evidence: Evidence | None = None) -> Answer:
         """Summaries and translations are generative without a sentence cap; chat turns use the answer style."""
         cap = None if style != "generative" or query else 0
         stream = self._stream(prompt, question, hits, "rag" if hits else "closed", log, {}, t0, text,
-                              style=style, max_sentences=cap, query=query)
+                              style=style, max_sentences=cap, query=query, evidence=evidence)
         for _ in stream:
             pass
         assert stream.answer is not None

@@ -8,7 +8,7 @@ does not fit whole is cut at a sentence boundary (if a sentence fits) and packin
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from rag.config import PromptConfig
@@ -111,8 +111,13 @@ class PromptBuilder:
         """Tokens the rendered prompt may use."""
         return self.generator.context_window - self.max_new_tokens - self.config.reserve_tokens
 
-    def build(self, question: str, hits: Sequence[Hit], history: Sequence[tuple[str, str]] = ()) -> Prompt:
-        """The RAG prompt: system, earlier turns (oldest dropped first), then passages and the question."""
+    def build(self, question: str, hits: Sequence[Hit], history: Sequence[tuple[str, str]] = (),
+              excerpts: Mapping[int, str] | None = None) -> Prompt:
+        """The RAG prompt: system, earlier turns (oldest dropped first), then passages and the question.
+
+        ``excerpts`` (hit index -> the text to show, see ``rag.sentences.excerpts``) shows only those hits, each
+        as its excerpt, in rank order; citations still name the whole passage.
+        """
         question = _require_text(question, "question")
         turns = self._fit_history(question, list(history))
 
@@ -120,7 +125,9 @@ class PromptBuilder:
             user = f"{format_passages(passages)}\n\nQuestion: {neutralise(question)}"
             return self._render(self.config.system, user, turns)
 
-        return self._pack(render, hits)
+        if excerpts is not None:
+            return self._pack(render, [(hits[i], excerpts[i]) for i in sorted(excerpts)])
+        return self._pack(render, [(h, h.passage.text) for h in hits])
 
     def build_closed_book(self, question: str) -> Prompt:
         """A prompt without retrieval: the model answers from its own (possibly adapted) weights."""
@@ -131,7 +138,8 @@ class PromptBuilder:
         """Summarize the passages (about ``topic`` when given), citing them by number."""
         task = f"Summarize what the passages say about {neutralise(topic)}." if topic else "Summarize the passages."
         task += " Cite the passages with their numbers, like [1]."
-        return self._pack(lambda passages: self._render(SUMMARY_SYSTEM, f"{format_passages(passages)}\n\n{task}"), hits)
+        return self._pack(lambda passages: self._render(SUMMARY_SYSTEM, f"{format_passages(passages)}\n\n{task}"),
+                          [(h, h.passage.text) for h in hits])
 
     def build_condense(self, history: Sequence[tuple[str, str]], follow_up: str) -> Prompt:
         """Rewrite ``follow_up`` into a standalone question given the conversation (oldest turns dropped first)."""
@@ -169,8 +177,8 @@ class PromptBuilder:
             turns.pop(0)
         return turns
 
-    def _pack(self, render: Render, hits: Sequence[Hit]) -> Prompt:
-        """Add passages in rank order while the whole rendered prompt fits the budget."""
+    def _pack(self, render: Render, shown: Sequence[tuple[Hit, str]]) -> Prompt:
+        """Add passages (each with the text shown for it) in order while the whole rendered prompt fits."""
         text = render([])
         n_tokens = self.generator.count_tokens(text)
         if n_tokens > self.budget:
@@ -180,23 +188,24 @@ class PromptBuilder:
                 f"{self.config.reserve_tokens} reserved)"
             )
         chosen: list[tuple[Hit, str]] = []
-        for hit in hits:
-            fitted = self._fit_passage(render, chosen, hit)
+        for hit, body in shown:
+            fitted = self._fit_passage(render, chosen, hit, body)
             if fitted is None:
                 return Prompt(text, tuple(h for h, _ in chosen), n_tokens, truncated=True)
             chosen.append((hit, fitted[0]))
             text, n_tokens = fitted[1], fitted[2]
-            if fitted[0] != hit.passage.text:
+            if fitted[0] != body:
                 return Prompt(text, tuple(h for h, _ in chosen), n_tokens, truncated=True)
         return Prompt(text, tuple(h for h, _ in chosen), n_tokens, truncated=False)
 
-    def _fit_passage(self, render: Render, chosen: list[tuple[Hit, str]], hit: Hit) -> tuple[str, str, int] | None:
-        """The longest sentence prefix of ``hit`` that fits (whole text first): (passage text, prompt, tokens)."""
-        prefixes = sentence_prefixes(hit.passage.text)
-        whole = render([*chosen, (hit, hit.passage.text)])
+    def _fit_passage(self, render: Render, chosen: list[tuple[Hit, str]], hit: Hit,
+                     body: str) -> tuple[str, str, int] | None:
+        """The longest sentence prefix of ``body`` that fits (whole text first): (text shown, prompt, tokens)."""
+        prefixes = sentence_prefixes(body)
+        whole = render([*chosen, (hit, body)])
         n = self.generator.count_tokens(whole)
         if n <= self.budget:  # the common case: one render
-            return (hit.passage.text, whole, n)
+            return (body, whole, n)
         lo, hi, best = 0, len(prefixes) - 2, None
         while lo <= hi:  # token count grows with the prefix, so binary search for the longest that fits
             mid = (lo + hi) // 2

@@ -49,6 +49,29 @@ def test_answer_states_the_fact_and_cites_its_passage(qa):
     assert answer.tokens["prompt"] > 0
 
 
+def test_context_tokens_show_only_the_answering_sentences_and_citations_name_whole_passages(kb_copy, embedder,
+                                                                                          generator):
+    question = "What temperature does the Velmora kiln reach?"
+    settings = Settings().override({"kb.path": str(kb_copy), "generation.max_new_tokens": 64})
+    whole = QAPipeline.from_config(settings, embedder=embedder, generator=generator)
+    brief = QAPipeline.from_config(settings.override({"prompt.context_tokens": 60}), embedder=embedder,
+                                   generator=generator)
+    full, short = whole.ask(question, log=False), brief.ask(question, log=False)
+    assert short.tokens["prompt"] < full.tokens["prompt"] - 100  # five passages -> about 60 tokens of sentences
+    prompt, _ = brief.build_prompt(question, brief.retriever.retrieve(question))
+    assert "1,340" in prompt.text and prompt.n_tokens == short.tokens["prompt"]
+    assert "1,340" in short.text or "1340" in short.text
+    assert short.supported is True
+    cited = [c for c in short.citations if c.kind in ("supported", "attributed")]
+    assert cited and Path(cited[0].source).name == "velmora_ceramics.md"
+    # the passage the citation names is the whole stored passage, not the excerpt the model read
+    stored = brief.kb.store.get_passages([h.passage.id for h in short.context])
+    assert all(stored[h.passage.id].text == h.passage.text for h in short.context)
+    assert any(h.passage.text.strip() not in prompt.text for h in prompt.context)  # some passage was cut
+    whole.close()
+    brief.close()
+
+
 def test_off_topic_question_abstains_without_generating(qa):
     answer = qa.ask("How do I deploy a Django application on Heroku?")
     assert answer.abstained and answer.text == "The documents do not say."
