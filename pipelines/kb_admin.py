@@ -85,7 +85,21 @@ def status(settings: Settings) -> dict[str, object]:
             "disk_bytes": kb.disk_bytes(),
             "failed": failed,
             "warnings": _count_warnings(kb.root, counts["embedded"], vectors, bm25),
+            "generation": generation_status(settings),
         }
+
+
+def generation_status(settings: Settings) -> dict[str, object]:
+    """Which backend and (for llama.cpp) which GGUF type answer, as ``auto`` resolves them on this CPU."""
+    from rag.backends import chosen_backend
+    from rag.llamacpp import chosen_gguf_type
+    from rag.models import cpu_has_fast_bf16
+
+    backend = chosen_backend(settings.generation.backend)
+    out: dict[str, object] = {"backend": backend, "model": settings.generation.model, "cpu_bf16": cpu_has_fast_bf16()}
+    if backend == "llamacpp":
+        out["gguf_type"] = chosen_gguf_type(settings.generation.gguf_type)
+    return out
 
 
 def _count_warnings(root: Path, embedded: int, vectors: int, bm25: int) -> list[str]:

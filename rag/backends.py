@@ -11,10 +11,19 @@ Each module is imported only when its backend is chosen, so nobody pays for torc
 
 from __future__ import annotations
 
+import importlib.util
+
 from rag.config import GenerationConfig
 from rag.types import Generator
 
-BACKENDS = ("transformers", "llamacpp", "openai")
+BACKENDS = ("auto", "transformers", "llamacpp", "openai")
+
+
+def chosen_backend(setting: str) -> str:
+    """``auto``: llama.cpp when llama-cpp-python is installed (faster answers on CPU), else transformers."""
+    if setting != "auto":
+        return setting
+    return "llamacpp" if importlib.util.find_spec("llama_cpp") is not None else "transformers"
 
 
 def make_generator(config: GenerationConfig, adapter: str | None = None) -> Generator:
@@ -25,15 +34,16 @@ def make_generator(config: GenerationConfig, adapter: str | None = None) -> Gene
         >>> type(gen).__name__
         'LlamaCppGenerator'
     """
-    if config.backend == "transformers":
+    backend = chosen_backend(config.backend)
+    if backend == "transformers":
         from rag.generate import HFGenerator
 
         return HFGenerator(config, adapter=adapter)
-    if config.backend == "llamacpp":
+    if backend == "llamacpp":
         from rag.llamacpp import LlamaCppGenerator
 
         return LlamaCppGenerator(config, adapter=adapter)
-    if config.backend == "openai":
+    if backend == "openai":
         from rag.openai_backend import OpenAIGenerator
 
         return OpenAIGenerator(config, adapter=adapter)

@@ -75,6 +75,9 @@ class PromptConfig(Section):
         "If the passages do not contain the answer, say: The knowledge base does not contain the answer."
     )
     reserve_tokens: int = Field(16, ge=0, description="safety margin kept free in the context window")
+    context_tokens: int = Field(
+        384, ge=0, description="passage tokens shown to the model: the sentences that best answer the question, "
+                             "with their neighbours, in passage order; 0 = whole passages")
 
 
 class AnswerConfig(Section):
@@ -108,10 +111,12 @@ class GenerationConfig(Section):
     adapter_scope: Literal["closed", "all"] = Field(
         "closed", description="the distilled adapter answers closed-book questions only (mode closed, or routed by "
                               "auto); prompts holding passages go to the base model. 'all' = it serves every prompt")
-    backend: Literal["transformers", "llamacpp", "openai"] = Field(
-        "transformers", description="who generates: transformers (reference), llama.cpp in process, an OpenAI server")
-    gguf_type: Literal["source", "Q4_1", "Q8_0", "F16", "BF16", "F32"] = Field(
-        "F16", description="llamacpp: the GGUF re-typed once with llama.cpp's quantizer; 'source' = as shipped")
+    backend: Literal["auto", "transformers", "llamacpp", "openai"] = Field(
+        "auto", description="who generates: transformers (reference), llama.cpp in process, an OpenAI server; "
+                                    "auto = llama.cpp when llama-cpp-python is installed, else transformers")
+    gguf_type: Literal["auto", "source", "Q4_1", "Q8_0", "F16", "BF16", "F32"] = Field(
+        "auto", description="llamacpp: the GGUF re-typed once with llama.cpp's quantizer; 'source' = as shipped; "
+                            "auto = BF16 on CPUs with native bf16 (AVX512-BF16/AMX), else F16")
     threads: int = Field(0, ge=0, description="llamacpp: CPU threads; 0 = half the cores to decode, all to prefill")
     n_batch: int = Field(512, gt=0, description="llamacpp: prompt tokens per prefill batch")
     base_url: str = Field("http://127.0.0.1:8080/v1", description="openai: the server's /v1 URL")

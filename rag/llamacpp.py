@@ -27,7 +27,7 @@ import numpy as np
 from rag.config import GenerationConfig
 from rag.errors import ModelLoadError
 from rag.lora_gguf import convert_peft_to_gguf, gguf_adapter_path
-from rag.models import BUNDLED_LLMS, derived_path, offline_env, resolve_local
+from rag.models import BUNDLED_LLMS, cpu_has_fast_bf16, derived_path, offline_env, resolve_local
 
 INSTALL_HINT = "pip install -e '.[llamacpp]'  (builds llama-cpp-python from source; a few minutes)"
 FTYPES = {"F32": 0, "F16": 1, "Q4_1": 3, "Q8_0": 7, "BF16": 32}  # llama_ftype values (llama.h)
@@ -45,8 +45,17 @@ def import_llama_cpp() -> Any:  # noqa: ANN401 - the llama_cpp module
     return llama_cpp
 
 
+def chosen_gguf_type(setting: str) -> str:
+    """``auto``: BF16 where the CPU has native bf16 (AVX512-BF16/AMX: its prefill is the fastest exact type there,
+    ``bench/answer.py --sweep``), else F16 (on AVX2, F16 prefills fastest and keeps transformers' greedy answers)."""
+    if setting != "auto":
+        return setting
+    return "BF16" if cpu_has_fast_bf16() else "F16"
+
+
 def retyped_gguf(source: Path, gguf_type: str, cache_dir: str | Path, threads: int = 0) -> Path:
     """``source`` re-typed to ``gguf_type`` with llama.cpp's quantizer, written once (atomically) and cached."""
+    gguf_type = chosen_gguf_type(gguf_type)
     if gguf_type == "source":
         return source
     target = derived_path(cache_dir, "gguf", source.stem, [source], f".{gguf_type}.gguf")

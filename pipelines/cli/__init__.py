@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description="Retrieval-augmented knowledge extension.")
     parser.add_argument("--config", help="config.toml to read (default: ./config.toml when present)")
     parser.add_argument("--kb", help="knowledge-base folder (overrides kb.path)")
-    parser.add_argument("--backend", choices=("transformers", "llamacpp", "openai"),
+    parser.add_argument("--backend", choices=("auto", "transformers", "llamacpp", "openai"),
                         help="generation backend (overrides generation.backend)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from pipelines.cli import distill, eval, kb, qa, serve
@@ -45,7 +45,7 @@ def _global_options(command: argparse.ArgumentParser) -> None:
     # SUPPRESS: when absent after the subcommand, the value given before it (or the default) stays
     command.add_argument("--config", default=argparse.SUPPRESS, help="config.toml to read")
     command.add_argument("--kb", default=argparse.SUPPRESS, help="knowledge-base folder (overrides kb.path)")
-    command.add_argument("--backend", default=argparse.SUPPRESS, choices=("transformers", "llamacpp", "openai"),
+    command.add_argument("--backend", default=argparse.SUPPRESS, choices=("auto", "transformers", "llamacpp", "openai"),
                          help="generation backend (overrides generation.backend)")
 
 

@@ -135,6 +135,8 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
         elif key == "warnings":
             for warning in value:
                 print(f"warning: {warning}", file=sys.stderr)
+        elif isinstance(value, dict):
+            print(f"{key:<20} " + ", ".join(f"{k} {v}" for k, v in value.items()))
         else:
             print(f"{key:<20} {value}")
     return 0

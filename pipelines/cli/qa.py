@@ -115,7 +115,7 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
 
 def _warmup(args: argparse.Namespace, settings: Settings) -> int:
     """Make the one-time files the first ask would make: the LLM's converted or re-typed copy, the int8 ONNX export."""
-    from rag.backends import make_generator
+    from rag.backends import chosen_backend, make_generator
     from rag.embed import SentenceTransformerEmbedder
 
     t0 = time.perf_counter()
@@ -125,7 +125,7 @@ def _warmup(args: argparse.Namespace, settings: Settings) -> int:
     if warm_up is not None:
         warm_up()
     print(f"ready: {settings.embedding.model} ({settings.embedding.runtime}), {generator.model_id} "
-          f"({settings.generation.backend}) in {time.perf_counter() - t0:.1f}s")
+          f"({chosen_backend(settings.generation.backend)}) in {time.perf_counter() - t0:.1f}s")
     return 0
 
 

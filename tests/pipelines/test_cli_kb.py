@@ -77,6 +77,10 @@ def test_ingest_status_remove_check_repair_and_reindex(tmp_path: Path, sample_kb
     result = reindex(settings, show_progress=False)
     after = status(settings)
     assert result["passages"] == before["passages"] == after["vectors"] and after["warnings"] == []
+    llama = status(settings.override({"generation.backend": "llamacpp"}))["generation"]
+    assert llama["backend"] == "llamacpp" and llama["gguf_type"] == ("BF16" if llama["cpu_bf16"] else "F16")
+    hf = status(settings.override({"generation.backend": "transformers"}))["generation"]
+    assert hf["backend"] == "transformers" and "gguf_type" not in hf
 
 
 @pytest.mark.integration

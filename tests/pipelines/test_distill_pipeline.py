@@ -13,6 +13,7 @@ from knowledge.kb import KnowledgeBase, release_lock
 from knowledge.log import RetrievalLog
 from pipelines.cli import main
 from pipelines.config import Settings
+from rag.backends import make_generator
 from pipelines.distill import DistillRound, is_due
 from rag.generate import HFGenerator
 from rag.types import Answer, Hit, Passage, content_hash
@@ -201,7 +202,7 @@ def test_rag_eval_measures_the_promoted_adapter_closed_book(kb_root, first, gene
     # closed-book asks need no retrieval; the pipeline opens a KB all the same (the sample one, unchanged)
     report = EvalJob(data, settings, modes=["closed"], adapter=str(adapter), show_progress=False, kb=sample_kb).run()
     with_adapter, base = report.metrics["closed+adapter/accuracy"], report.metrics["closed/accuracy"]
-    adapted = HFGenerator(settings.generation, adapter=str(adapter))
+    adapted = make_generator(settings.generation, adapter=str(adapter))  # what serves closed-book answers
     prompter = Prompter(adapted)
     direct = [is_correct(adapted.generate(prompter.closed(r["question"]), max_new_tokens=24), tuple(r["answers"]))
               for r in rows]

@@ -63,7 +63,7 @@ function show(answer) {
 function showPassage(id) {
   const hit = (current.hits || []).find((h) => h.passage_id === id);
   if (!hit) return;
-  text($("passage-where"), `${hit.location} — ${hit.source}`);
+  text($("passage-where"), hit.location);  // relative to the ingest root: the server's own paths stay on the server
   text($("passage-text"), hit.text);
   $("passage").style.display = "block";
 }
