@@ -10,6 +10,12 @@ identical to the transformers answer, word for word.
 
     .venv/bin/python bench/distill.py --one-round ...        # leaves /tmp/distill-bench-*/kb/adapters/<round>
     .venv/bin/python bench/adapter_backends.py --adapter /tmp/distill-bench-xyz/kb/adapters/<round> --types Q8_0,F16
+
+``--base-only`` needs no round: the base model's greedy answers to the general prompts, transformers (generated in
+the same run, as the gate does) against llama.cpp per type; ``same_as_transformers`` is then what ``gguf_type``
+costs the gate's measurement on this CPU.
+
+    .venv/bin/python bench/adapter_backends.py --base-only --types BF16,F16 --out bench/results/backend_agreement.json
 """
 
 from __future__ import annotations
@@ -56,12 +62,44 @@ def grade(items: list[tuple[str, str, tuple[str, ...]]], answers: dict[str, str]
     return out
 
 
+def base_only(types: list[str]) -> dict:
+    """The base model's general answers: transformers against llama.cpp for each type, word for word."""
+    from knowledge.distill.data import Prompter
+    from rag.generate import HFGenerator
+    from rag.models import cpu_has_fast_bf16
+
+    hf = HFGenerator(GenerationConfig(max_new_tokens=ANSWER_TOKENS))
+    prompter = Prompter(hf)
+    items = [("general", prompter.closed(q), spans) for q, spans in general_set()]
+    t0 = time.perf_counter()
+    reference = {p: hf.generate(p) for _, p, _ in items}
+    runs = [{"backend": "transformers", "prefill_bf16": hf.prefill_bf16, "seconds": round(time.perf_counter() - t0, 1)}
+            | grade(items, reference)]
+    for gguf_type in types:
+        gen = LlamaCppGenerator(GenerationConfig(backend="llamacpp", gguf_type=gguf_type, max_new_tokens=ANSWER_TOKENS))
+        t0 = time.perf_counter()
+        answers = {p: gen.generate(p) for _, p, _ in items}
+        same = sum(answers[p] == reference[p] for p in reference) / len(reference)
+        runs.append({"backend": "llamacpp", "gguf_type": gguf_type} | grade(items, answers) | {
+            "same_as_transformers": round(same, 4), "seconds": round(time.perf_counter() - t0, 1)})
+        print(json.dumps(runs[-1]), flush=True)
+    return {"cpu_bf16": cpu_has_fast_bf16(), "prompts": len(items), "runs": runs}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--adapter", type=Path, required=True, help="a promoted round's adapter folder")
+    parser.add_argument("--adapter", type=Path, help="a promoted round's adapter folder")
+    parser.add_argument("--base-only", action="store_true", help="no adapter: the base model's general answers")
     parser.add_argument("--types", default="Q8_0,F16", help="comma-separated generation.gguf_type values")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "adapter_backends.json")
     args = parser.parse_args()
+    if args.base_only:
+        result = {"command": " ".join(["bench/adapter_backends.py", *sys.argv[1:]])} | base_only(args.types.split(","))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2))
+        return
+    if args.adapter is None:
+        parser.error("--adapter is required without --base-only")
     adapter = args.adapter.resolve()
     items, hf_adapter, hf_base = load_items(adapter)
     result = {"command": " ".join(["bench/adapter_backends.py", *sys.argv[1:]]), "adapter": adapter.name,

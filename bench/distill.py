@@ -44,6 +44,7 @@ from pipelines.config import Settings  # noqa: E402
 from pipelines.distill import DistillReport, DistillRound  # noqa: E402
 from pipelines.ingest import IngestPipeline  # noqa: E402
 from pipelines.qa import QAPipeline  # noqa: E402
+from rag.backends import make_generator  # noqa: E402
 from rag.generate import HFGenerator  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -314,7 +315,9 @@ def main() -> None:
     per_fact = {"asked": 3, "unseen": 2, "same_doc": 1, "other": 2}
     sets = {"asked": items(hot, "asked"), "unseen": items(hot, "unseen"), "same_doc": items(same_doc, "asked", 1),
             "other": items(other, "asked", 2)}
-    base = HFGenerator(settings.generation, adapter="")
+    base = HFGenerator(settings.generation, adapter="")  # the teacher (the round trains and teaches on transformers)
+    # what users get closed-book: the serving backend (llama.cpp when built), as the round's gate measures it
+    served = make_generator(settings.generation, adapter="")
     qa = QAPipeline.from_config(settings, generator=base)
     prompter = Prompter(base, settings.prompt, ANSWER_TOKENS)
     result: dict[str, Any] = {"seed": args.seed, "settings": overrides, "sizes": {k: len(v) for k, v in sets.items()},
@@ -338,14 +341,14 @@ def main() -> None:
         before, result["pubmedqa_before"] = earlier["before"], earlier["pubmedqa_before"]
         result["before_from"] = args.before_from
     else:
-        before = measure(qa, base, sets, per_fact, bank=facts)
-        result["pubmedqa_before"] = pubmedqa(base, prompter, args.pubmedqa, args.seed)
+        before = measure(qa, served, sets, per_fact, bank=facts)
+        result["pubmedqa_before"] = pubmedqa(served, prompter, args.pubmedqa, args.seed)
     stage("measured before", clock, result | {"before": before}, args.out)
     report, cost = run_round(settings, work, base, args.in_process)
     result["round1"] = report.to_dict() | cost
     adapter = str(work / "kb" / "adapters" / report.adapter) if report.adapter else ""
     stage(f"round 1: {report.reason}", clock, result | {"before": before}, args.out)
-    adapted = HFGenerator(settings.generation, adapter=adapter) if adapter else base
+    adapted = make_generator(settings.generation, adapter=adapter) if adapter else served
     # what the product serves: with adapter_scope "closed", prompts holding passages are answered by the base
     # model, so open-book "after" is "before" (same greedy model, same prompts); only closed-book is re-measured
     scoped = settings.generation.adapter_scope == "closed"

@@ -38,15 +38,17 @@ def ask(qa: QAPipeline, gen: LlamaCppGenerator, question: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--kb", required=True, help="a KB built from SciFact")
+    parser.add_argument("--kb", required=True, help="a KB built from SciFact (or the --questions' corpus)")
+    parser.add_argument("--questions", type=Path, default=QUERIES,
+                        help="JSONL, one ask per line in 'text' or 'question' (default: SciFact claims)")
     parser.add_argument("--types", default="F16,Q8_0", help="two generation.gguf_type values")
     parser.add_argument("--n", type=int, default=40, help="claims asked (after one warm-up ask each)")
     parser.add_argument("--skip", type=int, default=20, help="claims skipped first (the start of queries.jsonl)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "pipeline_types.json")
     args = parser.parse_args()
     first, second = args.types.split(",")
-    lines = QUERIES.read_text(encoding="utf-8").splitlines()[args.skip: args.skip + args.n + 1]
-    claims = [json.loads(line)["text"] for line in lines]
+    lines = args.questions.read_text(encoding="utf-8").splitlines()[args.skip: args.skip + args.n + 1]
+    claims = [(lambda r: r.get("text") or r["question"])(json.loads(line)) for line in lines]
     pipes = {}
     for gguf_type in (first, second):
         settings = Settings().override({"generation.backend": "llamacpp", "generation.gguf_type": gguf_type})

@@ -28,6 +28,7 @@ import random
 import statistics
 import sys
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -158,8 +159,8 @@ def run_pubmedqa(n: int, seed: int, settings: Settings, kb_dir: Path, corpus_siz
     for q in queries:
         t0 = time.perf_counter()
         hits = qa.retriever.retrieve(q.question)
-        rag, _ = qa.generator.choose(qa.builder.build(q.question + LABEL_SUFFIX, hits).text, list(LABELS))
-        oracle, _ = qa.generator.choose(qa.builder.build(q.question + LABEL_SUFFIX, [oracle_hit(q.gold_context)]).text,
+        rag, _ = qa.generator.choose(qa.build_prompt(q.question + LABEL_SUFFIX, hits)[0].text, list(LABELS))
+        oracle, _ = qa.generator.choose(qa.build_prompt(q.question + LABEL_SUFFIX, [oracle_hit(q.gold_context)])[0].text,
                                         list(LABELS))
         evidence = qa.grounder.evidence(q.question, qa.builder.build(q.question, hits).context)
         asked = qa.ask(q.question, log=False, style="auto")  # what a user gets: abstention, and whether it is supported
@@ -227,14 +228,18 @@ def main() -> None:
     parser.add_argument("--pubmedqa-corpus", type=int, default=200, help="abstracts in the PubMedQA KB (0 = all)")
     parser.add_argument("--work", default="/tmp/rag-trust-bench", help="where the bench KBs are built")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "trust.json"))
+    parser.add_argument("--set", action="append", default=[], help="a config override, key=value (TOML value)")
     args = parser.parse_args()
+    overrides = {k: tomllib.loads(f"v = {v}")["v"] for k, v in (s.split("=", 1) for s in args.set)}
+    base = Settings().override(overrides)
     work, out = Path(args.work), Path(args.out)
-    result: dict[str, Any] = {"model": Settings().generation.model, "embedder": Settings().embedding.model,
-                              "answer_config": Settings().answer.model_dump(), "qa_file": str(QA_FILE.relative_to(ROOT))}
+    result: dict[str, Any] = {"model": base.generation.model, "embedder": base.embedding.model,
+                              "answer_config": base.answer.model_dump(), "qa_file": str(QA_FILE.relative_to(ROOT)),
+                              "overrides": overrides}
     if not args.skip_qa:
-        run_qa(args, work, out, result)
+        run_qa(args, work, out, result, base)
     if args.pubmedqa:
-        result["pubmedqa"] = run_pubmedqa(args.pubmedqa, args.seed, Settings(), work / "pubmedqa", args.pubmedqa_corpus)
+        result["pubmedqa"] = run_pubmedqa(args.pubmedqa, args.seed, base, work / "pubmedqa", args.pubmedqa_corpus)
         out.write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
     print(table(result))
 
@@ -252,10 +257,10 @@ def interleave(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out + unanswerable
 
 
-def run_qa(args: argparse.Namespace, work: Path, out: Path, result: dict[str, Any]) -> None:
+def run_qa(args: argparse.Namespace, work: Path, out: Path, result: dict[str, Any], base: Settings) -> None:
     """Two passes: the cheap styles on every question (extractive; auto where it abstains before generating),
     then the generating ones (auto, today, oracle) on answerable questions, as far as time allows."""
-    settings = build_kb(work / "qa-kb", CORPORA, Settings())
+    settings = build_kb(work / "qa-kb", CORPORA, base)
     rows = [json.loads(line) for line in QA_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
     rows = interleave(rows)[: args.limit] if args.limit else interleave(rows)
     qa = QAPipeline.from_config(settings)
