@@ -28,7 +28,9 @@ def create_app(settings: Settings, config_path: str | None = None, preload: bool
     async def lifespan(_: FastAPI):  # noqa: ANN202
         if preload:
             try:
-                state.qa.generator.model  # noqa: B018 - load both models now
+                warm_up = getattr(state.qa.generator, "warm_up", None)  # a server backend has nothing to load
+                if warm_up is not None:
+                    warm_up()  # load both models now, not at the first ask
                 state.embedder().model  # noqa: B018
             except EmptyKnowledgeBaseError:
                 pass  # the first ingest fills it; asks say so until then
