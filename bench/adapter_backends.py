@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from knowledge.distill.data import general_set  # noqa: E402
 from knowledge.distill.facts import is_correct  # noqa: E402
 from rag.config import GenerationConfig  # noqa: E402
-from rag.llamacpp import LlamaCppGenerator  # noqa: E402
+from rag.generation.llamacpp import LlamaCppGenerator  # noqa: E402
 
 ANSWER_TOKENS = 32  # as the gate asks (knowledge.distill.gate.ANSWER_TOKENS)
 
@@ -65,7 +65,7 @@ def grade(items: list[tuple[str, str, tuple[str, ...]]], answers: dict[str, str]
 def base_only(types: list[str]) -> dict:
     """The base model's general answers: transformers against llama.cpp for each type, word for word."""
     from knowledge.distill.data import Prompter
-    from rag.generate import HFGenerator
+    from rag.generation.generate import HFGenerator
     from rag.models import cpu_has_fast_bf16
 
     hf = HFGenerator(GenerationConfig(max_new_tokens=ANSWER_TOKENS))

@@ -5,8 +5,8 @@ Builds ``--n`` RAG prompts of about ``--tokens`` tokens from SciFact claims with
 ``--max-new-tokens`` for each after two warm-up asks, and reports medians of time to first token, decode tokens/s
 and the whole answer's time. Every backend runs in its own process, one after another, in the same run:
 
-- ``transformers``: ``rag.generate.HFGenerator`` as configured by default (the reference).
-- ``llamacpp``: ``rag.llamacpp.LlamaCppGenerator`` (``--gguf-type``, ``--n-batch``, ``--threads``).
+- ``transformers``: ``rag.generation.generate.HFGenerator`` as configured by default (the reference).
+- ``llamacpp``: ``rag.generation.llamacpp.LlamaCppGenerator`` (``--gguf-type``, ``--n-batch``, ``--threads``).
 - ``raw``: the peer: llama-cpp-python's own ``create_completion(stream=True)`` on the very same ``Llama`` object.
 - ``raw-default``: llama-cpp-python with its defaults on the bundled file as shipped (Q4_1, its thread default).
 
@@ -94,7 +94,7 @@ def build_prompts(generator, n: int, tokens: int) -> list[str]:  # noqa: ANN001 
 
 def make_backend(name: str, cfg: GenerationConfig):  # noqa: ANN201
     """(generator used for prompts/accuracy, stream function prompt -> (pieces, stats getter))."""
-    from rag.backends import make_generator
+    from rag.generation.backends import make_generator
 
     if name == "transformers":
         gen = make_generator(cfg.model_copy(update={"backend": "transformers"}))

@@ -44,8 +44,8 @@ from pipelines.config import Settings  # noqa: E402
 from pipelines.distill import DistillReport, DistillRound  # noqa: E402
 from pipelines.ingest import IngestPipeline  # noqa: E402
 from pipelines.qa import QAPipeline  # noqa: E402
-from rag.backends import make_generator  # noqa: E402
-from rag.generate import HFGenerator  # noqa: E402
+from rag.generation.backends import make_generator  # noqa: E402
+from rag.generation.generate import HFGenerator  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

@@ -29,7 +29,7 @@ from bench.factbank import make_bank  # noqa: E402
 from pipelines.distill import DistillRound  # noqa: E402
 from pipelines.qa import QAPipeline  # noqa: E402
 from pipelines.config import Settings  # noqa: E402
-from rag.generate import HFGenerator  # noqa: E402
+from rag.generation.generate import HFGenerator  # noqa: E402
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "recipe (defaults)": {},

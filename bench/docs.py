@@ -5,7 +5,7 @@ licence in ``COPYRIGHT``); 50 questions with short gold answers written against 
 states it (``bench/data/nodejs-docs-questions.jsonl``). Nothing here was written for this project's sample corpus.
 
 Part 1, no LLM: over the top-5 retrieved passages, is the gold answer in the sentence the scorer ranks first (recall@1)
-or in its top 3? ``scorer`` (``rag.sentences``, used by the extractive answer, the support check and the prompt) is
+or in its top 3? ``scorer`` (``rag.grounding.sentences``, used by the extractive answer, the support check and the prompt) is
 compared with ``legacy`` (the score before it: similarity + question-word share + a number when asked for).
 
 Part 2: ``QAPipeline.ask`` once per ``--config`` (named config overrides on top of the defaults and ``--set``), back
@@ -35,8 +35,8 @@ from pipelines.config import Settings  # noqa: E402
 from pipelines.evaluate.metrics import contains_answer  # noqa: E402
 from pipelines.ingest import IngestPipeline  # noqa: E402
 from pipelines.qa import QAPipeline  # noqa: E402
-from rag.ground import Evidence, Grounder  # noqa: E402
-from rag.sentences import MIN_WORDS, wants_number  # noqa: E402
+from rag.grounding.ground import Evidence, Grounder  # noqa: E402
+from rag.grounding.sentences import MIN_WORDS, wants_number  # noqa: E402
 from rag.text import content_words, numbers  # noqa: E402
 
 DOCS = ROOT / "bench" / "data" / "nodejs-docs"
@@ -44,7 +44,7 @@ QUESTIONS = ROOT / "bench" / "data" / "nodejs-docs-questions.jsonl"
 
 
 def legacy_scores(evidence: Evidence) -> list[float]:
-    """The extractive score before ``rag.sentences``: similarity, question-word share (with title and section),
+    """The extractive score before ``rag.grounding.sentences``: similarity, question-word share (with title and section),
     a number when one is asked for, nothing for a sentence that restates the question."""
     out = []
     asked = content_words(evidence.question)

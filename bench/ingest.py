@@ -53,7 +53,7 @@ def run_encode(kb: Path, overrides: dict[str, str]) -> dict:
     sys.path.insert(0, str(ROOT))
     from knowledge.kb import KnowledgeBase
     from pipelines.config import Settings
-    from rag.embed import SentenceTransformerEmbedder
+    from rag.embedding.embed import SentenceTransformerEmbedder
 
     settings = Settings().override(overrides, "--set")
     with KnowledgeBase.open(kb) as base:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from pipelines.config import Settings  # noqa: E402
 from pipelines.qa import QAPipeline  # noqa: E402
-from rag.llamacpp import LlamaCppGenerator  # noqa: E402
+from rag.generation.llamacpp import LlamaCppGenerator  # noqa: E402
 
 QUERIES = ROOT.parent / "shared" / "data" / "scifact" / "queries.jsonl"
 

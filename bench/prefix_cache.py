@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from pipelines.config import Settings  # noqa: E402
 from pipelines.qa import QAPipeline  # noqa: E402
-from rag.llamacpp import LlamaCppGenerator, chosen_gguf_type  # noqa: E402
+from rag.generation.llamacpp import LlamaCppGenerator, chosen_gguf_type  # noqa: E402
 
 QUESTIONS = ROOT / "bench" / "data" / "nodejs-docs-questions.jsonl"
 

@@ -21,7 +21,7 @@ from ir_measures import R, nDCG
 from knowledge.kb import KnowledgeBase
 from pipelines.config import load_settings
 from pipelines.ingest import IngestPipeline, embedding_manifest
-from rag.embed import SentenceTransformerEmbedder
+from rag.embedding.embed import SentenceTransformerEmbedder
 from rag.retrieve import HybridRetriever
 
 VARIANTS = {

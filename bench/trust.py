@@ -41,7 +41,7 @@ from pipelines.evaluate.metrics import contains_answer  # noqa: E402
 from pipelines.evaluate.modes import LABEL_SUFFIX  # noqa: E402
 from pipelines.ingest import IngestPipeline  # noqa: E402
 from pipelines.qa import QAPipeline  # noqa: E402
-from rag.answering import Attempt  # noqa: E402
+from rag.grounding.answering import Attempt  # noqa: E402
 from rag.types import Hit, Passage, content_hash  # noqa: E402
 
 QA_FILE = ROOT / "tests" / "fixtures" / "trust" / "qa.jsonl"

@@ -28,11 +28,11 @@ from knowledge.distill.train import train_lora
 from knowledge.kb import KnowledgeBase, release_lock, take_lock
 from knowledge.log import RetrievalLog
 from pipelines.config import Settings
-from rag.backends import chosen_backend
+from rag.generation.backends import chosen_backend
 from rag.errors import KnowledgeBaseError
 from rag.config import GenerationConfig
-from rag.generate import HFGenerator
-from rag.hf_model import model_folder
+from rag.generation.generate import HFGenerator
+from rag.generation.hf_model import model_folder
 from rag.types import Passage
 
 LAST_ROUND_KEY = "distill_last_round_ts"
@@ -175,7 +175,7 @@ class DistillRound:
         CPU, ``bench/adapter_backends.py --base-only``), so a gate that asked transformers would measure another
         model than the one users get. Transformers for a server backend (it cannot load this round's adapter)."""
         if chosen_backend(self.settings.generation.backend) == "llamacpp":
-            from rag.llamacpp import LlamaCppGenerator
+            from rag.generation.llamacpp import LlamaCppGenerator
 
             return LlamaCppGenerator(self.settings.generation, adapter=str(adapter) if adapter else "")
         if adapter is None:
@@ -281,7 +281,7 @@ def answers_key(config: GenerationConfig) -> str:
     settings and answer length."""
     backend = chosen_backend(config.backend)
     if backend == "llamacpp":
-        from rag.llamacpp import chosen_gguf_type
+        from rag.generation.llamacpp import chosen_gguf_type
 
         return json.dumps([config.model, backend, chosen_gguf_type(config.gguf_type), config.temperature,
                            config.top_p, config.seed, gate.ANSWER_TOKENS])

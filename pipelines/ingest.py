@@ -24,7 +24,7 @@ from knowledge.kb import KnowledgeBase, embedding_manifest, has_kb
 from knowledge.preprocess import Preprocessor
 from knowledge.sources import LoadResult, discover, load
 from pipelines.config import Settings
-from rag.embed import SentenceTransformerEmbedder
+from rag.embedding.embed import SentenceTransformerEmbedder
 from rag.errors import IndexMismatchError, SourceError
 
 

@@ -14,7 +14,7 @@ from knowledge.health import CheckReport, check, repair_files
 from knowledge.kb import KnowledgeBase, embedding_manifest, open_bm25
 from pipelines.config import Settings
 from pipelines.ingest import IngestPipeline, collect_garbage
-from rag.embed import SentenceTransformerEmbedder
+from rag.embedding.embed import SentenceTransformerEmbedder
 
 
 def _open(settings: Settings, write: bool = False) -> KnowledgeBase:
@@ -91,8 +91,8 @@ def status(settings: Settings) -> dict[str, object]:
 
 def generation_status(settings: Settings) -> dict[str, object]:
     """Which backend and (for llama.cpp) which GGUF type answer, as ``auto`` resolves them on this CPU."""
-    from rag.backends import chosen_backend
-    from rag.llamacpp import chosen_gguf_type
+    from rag.generation.backends import chosen_backend
+    from rag.generation.llamacpp import chosen_gguf_type
     from rag.models import cpu_has_fast_bf16
 
     backend = chosen_backend(settings.generation.backend)

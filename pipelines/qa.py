@@ -15,15 +15,15 @@ from typing import Any
 from knowledge.kb import KnowledgeBase, embedding_manifest
 from knowledge.log import RetrievalLog, new_answer_id
 from pipelines.config import Settings
-from rag.answering import Attempt, clean_output
-from rag.cite import passage_label
-from rag.embed import SentenceTransformerEmbedder
+from rag.grounding.answering import Attempt, clean_output
+from rag.grounding.cite import passage_label
+from rag.embedding.embed import SentenceTransformerEmbedder
 from rag.errors import ContextOverflowError, EmptyKnowledgeBaseError, IndexMismatchError
-from rag.backends import make_generator
-from rag.ground import Evidence, Grounder
+from rag.generation.backends import make_generator
+from rag.grounding.ground import Evidence, Grounder
 from rag.prompt import Prompt, PromptBuilder
 from rag.retrieve import HybridRetriever
-from rag.sentences import excerpts
+from rag.grounding.sentences import excerpts
 from rag.text import strip_markers
 from rag.types import Answer, Filters, Generator, Hit, Passage, content_hash
 
@@ -101,7 +101,7 @@ class QAPipeline:
             log: bool = True, style: str | None = None) -> Answer:
         """Answer ``question``; ``retrieval=False`` answers closed-book. The ask is logged unless ``log=False``.
 
-        ``style`` overrides ``answer.style``: ``generative``, ``extractive`` or ``auto`` (see ``rag.answering``).
+        ``style`` overrides ``answer.style``: ``generative``, ``extractive`` or ``auto`` (see ``rag.grounding.answering``).
         """
         stream = self.ask_stream(question, k=k, filters=filters, retrieval=retrieval, log=log, style=style)
         for _ in stream:
@@ -137,7 +137,7 @@ class QAPipeline:
     def build_prompt(self, question: str, hits: Sequence[Hit], history: Sequence[tuple[str, str]] = (),
                     query: str | None = None) -> tuple[Prompt, Evidence | None]:
         """The prompt with passages; under ``prompt.context_tokens`` it shows only the sentences that best answer
-        the question (``rag.sentences.excerpts``), scored on the evidence the answer is then checked against."""
+        the question (``rag.grounding.sentences.excerpts``), scored on the evidence the answer is then checked against."""
         budget = self.settings.prompt.context_tokens
         if not budget or not hits:
             return self.builder.build(question, hits, history), None

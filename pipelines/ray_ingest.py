@@ -52,7 +52,7 @@ class _PrepareFiles:
     def __init__(self, settings_json: str) -> None:
         os.environ.update(OFFLINE)
         from knowledge.preprocess import Preprocessor
-        from rag.embed import SentenceTransformerEmbedder
+        from rag.embedding.embed import SentenceTransformerEmbedder
 
         self.settings = Settings.model_validate_json(settings_json)
         self.embedder = SentenceTransformerEmbedder(self.settings.embedding)

@@ -115,7 +115,7 @@ class PromptBuilder:
               excerpts: Mapping[int, str] | None = None) -> Prompt:
         """The RAG prompt: system, earlier turns (oldest dropped first), then passages and the question.
 
-        ``excerpts`` (hit index -> the text to show, see ``rag.sentences.excerpts``) shows only those hits, each
+        ``excerpts`` (hit index -> the text to show, see ``rag.grounding.sentences.excerpts``) shows only those hits, each
         as its excerpt, in rank order; citations still name the whole passage.
         """
         question = _require_text(question, "question")

@@ -159,7 +159,7 @@ class Embedder(Protocol):
 class Generator(Protocol):
     """A chat LLM: renders messages with its template, counts tokens, generates (optionally streaming).
 
-    Backends (``rag.backends.make_generator``): transformers, llama.cpp in process, OpenAI-compatible servers.
+    Backends (``rag.generation.backends.make_generator``): transformers, llama.cpp in process, OpenAI-compatible servers.
     ``last_stats`` describes the latest call: ``prompt_tokens``, ``completion_tokens``, ``first_token_s``,
     ``total_s``. Overrides accepted by every backend: ``max_new_tokens``, ``temperature``, ``top_p``.
     """

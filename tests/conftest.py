@@ -30,7 +30,7 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 def embedder():
     """The real bundled all-MiniLM-L6-v2, loaded once."""
     from rag.config import EmbeddingConfig
-    from rag.embed import SentenceTransformerEmbedder
+    from rag.embedding.embed import SentenceTransformerEmbedder
 
     emb = SentenceTransformerEmbedder(EmbeddingConfig())
     emb.model  # noqa: B018 - load now, once
@@ -45,7 +45,7 @@ def embedder_of(embedder):
     test that compares numbers pins the precision it means, so every machine runs the same comparison.
     """
     from rag.config import EmbeddingConfig
-    from rag.embed import SentenceTransformerEmbedder
+    from rag.embedding.embed import SentenceTransformerEmbedder
     from rag.models import pick_dtype
 
     loaded = {}
@@ -66,7 +66,7 @@ def embedder_of(embedder):
 def generator():
     """The real bundled SmolLM2-135M-Instruct, loaded once (GGUF -> safetensors cache on first use)."""
     from rag.config import GenerationConfig
-    from rag.generate import HFGenerator
+    from rag.generation.generate import HFGenerator
 
     gen = HFGenerator(GenerationConfig(max_new_tokens=48))
     gen.model  # noqa: B018

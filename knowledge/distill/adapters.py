@@ -190,7 +190,7 @@ class AdapterRegistry:
 def _gguf_copy(folder: Path, manifest: dict[str, Any]) -> None:
     """Convert the adapter to a GGUF LoRA now, for the llama.cpp backend (which otherwise converts at first load)."""
     from rag.errors import ModelLoadError
-    from rag.lora_gguf import convert_for_model
+    from rag.generation.lora_gguf import convert_for_model
 
     if manifest.get("base_model") and (folder / "adapter_model.safetensors").is_file():
         try:

@@ -19,7 +19,7 @@ import torch
 from knowledge.config import DistillConfig
 from knowledge.distill.data import Example
 from rag.config import GenerationConfig
-from rag.hf_model import load_base
+from rag.generation.hf_model import load_base
 
 IGNORE = -100  # label of tokens that carry no loss (the prompt, the padding)
 PASS_TOKENS = 512  # padded tokens per forward/backward pass; a larger batch accumulates over several passes

@@ -115,8 +115,8 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
 
 def _warmup(args: argparse.Namespace, settings: Settings) -> int:
     """Make the one-time files the first ask would make: the LLM's converted or re-typed copy, the int8 ONNX export."""
-    from rag.backends import chosen_backend, make_generator
-    from rag.embed import SentenceTransformerEmbedder
+    from rag.generation.backends import chosen_backend, make_generator
+    from rag.embedding.embed import SentenceTransformerEmbedder
 
     t0 = time.perf_counter()
     SentenceTransformerEmbedder(settings.embedding).embed(["warm up"])

@@ -335,7 +335,7 @@ def _find_resumable(runs_dir: Path, name: str, fingerprint: str, resume: bool | 
 def _qa_pipeline(settings: Settings, kb: Path | None, adapter: str | None) -> EvalPipeline:
     """The real QA pipeline; without ``adapter`` it is the bare base model (not the KB's active adapter)."""
     from pipelines.qa import QAPipeline  # heavy; only when a real job runs
-    from rag.generate import HFGenerator
+    from rag.generation.generate import HFGenerator
 
     if adapter:
         return QAPipeline.from_config(settings, kb=kb, adapter=adapter)

@@ -17,7 +17,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 import ir_measures
 import numpy as np
 
-from rag.cite import cited_markers
+from rag.grounding.cite import cited_markers
 from rag.text import contains
 from rag.types import Hit
 

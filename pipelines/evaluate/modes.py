@@ -17,7 +17,7 @@ from pipelines.evaluate.metrics import (abstention_scores, beir_doc_id, cited_ma
                                         contains_answer, doc_run, exact_match, fact_precision, is_abstention,
                                         latency_stats, mean_metrics, mean_of, parse_label, per_query_retrieval,
                                         token_f1)
-from rag.answering import Attempt, Outcome
+from rag.grounding.answering import Attempt, Outcome
 from rag.config import AnswerConfig
 from rag.types import Hit, Passage, content_hash
 

@@ -49,7 +49,7 @@ class ServerState:
     def embedder(self) -> LockedEmbedder:
         """The one embedder, shared by the QA pipeline and ingest jobs (loaded on first use)."""
         if self._embedder is None:
-            from rag.embed import SentenceTransformerEmbedder
+            from rag.embedding.embed import SentenceTransformerEmbedder
 
             self._embedder = LockedEmbedder(SentenceTransformerEmbedder(self.settings.embedding))
         return self._embedder

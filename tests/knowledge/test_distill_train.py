@@ -4,7 +4,7 @@ import torch
 from knowledge.config import DistillConfig
 from knowledge.distill.data import Example, Prompter, read_jsonl, write_jsonl
 from knowledge.distill.train import IGNORE, encode, train_lora
-from rag.generate import HFGenerator
+from rag.generation.generate import HFGenerator
 
 FACT = "The Velmora kiln reaches 1280 degrees Celsius."
 QUESTION = "What temperature does the Velmora kiln reach?"
@@ -84,7 +84,7 @@ def test_answer_loss_equals_the_models_own_loss_and_passes_accumulate_the_same_g
     """The LM head on answer positions only, and token-bounded passes, must not change the step."""
     from knowledge.config import DistillConfig
     from knowledge.distill.train import answer_loss, collate, lora_model, micro_batches, train_step
-    from rag.hf_model import load_base
+    from rag.generation.hf_model import load_base
 
     prompter = Prompter(generator)
     rows = encode(_examples(prompter), generator.tokenizer, 128)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipelines.cli import main
-from rag.backends import chosen_backend
+from rag.generation.backends import chosen_backend
 
 
 @pytest.mark.slow

@@ -13,9 +13,9 @@ from knowledge.kb import KnowledgeBase, release_lock
 from knowledge.log import RetrievalLog
 from pipelines.cli import main
 from pipelines.config import Settings
-from rag.backends import make_generator
+from rag.generation.backends import make_generator
 from pipelines.distill import DistillRound, is_due
-from rag.generate import HFGenerator
+from rag.generation.generate import HFGenerator
 from rag.types import Answer, Hit, Passage, content_hash
 
 # invented: the base model cannot know these

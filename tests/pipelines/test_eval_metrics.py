@@ -100,7 +100,7 @@ def test_abstention_scores_need_unanswerable_questions() -> None:
 
 def test_eval_reads_markers_with_the_products_parser() -> None:
     from pipelines.evaluate import metrics
-    from rag import cite
+    from rag.grounding import cite
 
     assert metrics.cited_markers is cite.cited_markers
     assert metrics.cited_markers("A [1-3]. B [2, 5].") == [1, 2, 3, 5]

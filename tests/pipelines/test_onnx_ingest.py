@@ -11,7 +11,7 @@ pytest.importorskip("onnxruntime", reason="the onnx extra is not installed: pip 
 from pipelines.config import Settings  # noqa: E402
 from pipelines.ingest import IngestPipeline  # noqa: E402
 from pipelines.qa import QAPipeline  # noqa: E402
-from rag.embed import SentenceTransformerEmbedder  # noqa: E402
+from rag.embedding.embed import SentenceTransformerEmbedder  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import pytest
 from knowledge.log import RetrievalLog
 from pipelines.config import Settings
 from pipelines.qa import QAPipeline
-from rag.answering import meta_answer
+from rag.grounding.answering import meta_answer
 from rag.errors import ContextOverflowError, EmptyKnowledgeBaseError, IndexMismatchError
 from rag.text import content_words
 from rag.types import Filters

@@ -5,9 +5,9 @@ from dataclasses import dataclass
 import pytest
 
 from fakes import KeywordEmbedder
-from rag.answering import Attempt, clean_output, meta_answer
+from rag.grounding.answering import Attempt, clean_output, meta_answer
 from rag.config import AnswerConfig
-from rag.ground import Grounder
+from rag.grounding.ground import Grounder
 from rag.types import Hit, Passage
 
 KEYWORDS = ["kiln", "velmora", "saltwren", "crossing", "porcelain", "passengers"]

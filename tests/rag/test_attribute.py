@@ -3,9 +3,9 @@
 import pytest
 
 from fakes import KeywordEmbedder
-from rag.attribute import claims, ground_citations
+from rag.grounding.attribute import claims, ground_citations
 from rag.config import AnswerConfig
-from rag.ground import Grounder
+from rag.grounding.ground import Grounder
 from rag.types import Hit, Passage
 
 KEYWORDS = ["kiln", "velmora", "saltwren", "crossing", "porcelain", "passengers"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.cite import parse_markers, resolve_citations
+from rag.grounding.cite import parse_markers, resolve_citations
 from rag.types import Hit, Passage
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.embed import SentenceTransformerEmbedder, _length_batches
+from rag.embedding.embed import SentenceTransformerEmbedder, _length_batches
 
 TEXTS = ["short", "a somewhat longer sentence about the Velmora kiln and its firing schedule",
          "x " * 400, "The ferry Saltwren sails to Dunmere.", "", "porcelain " * 30]

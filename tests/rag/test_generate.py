@@ -8,12 +8,12 @@ import json
 import pytest
 import torch
 
-import rag.hf_model as hf_model
+import rag.generation.hf_model as hf_model
 from rag.config import GenerationConfig
 from rag.errors import ModelLoadError
 from rag.batching import padded_batches
-from rag.generate import HFGenerator, _common_prefix
-from rag.hf_model import gguf_cache_dir
+from rag.generation.generate import HFGenerator, _common_prefix
+from rag.generation.hf_model import gguf_cache_dir
 from rag.models import BUNDLED_LLMS, package_file
 
 pytestmark = pytest.mark.integration

@@ -6,7 +6,7 @@
 import pytest
 
 from rag.config import AnswerConfig
-from rag.ground import Grounder, cut_answer
+from rag.grounding.ground import Grounder, cut_answer
 from rag.types import Hit, Passage
 from fakes import KeywordEmbedder
 

@@ -11,11 +11,11 @@ import pytest
 pytest.importorskip("llama_cpp", reason="the llamacpp extra is not installed: pip install -e '.[llamacpp]'")
 
 from pipelines.config import Settings  # noqa: E402
-from rag.backends import make_generator  # noqa: E402
+from rag.generation.backends import make_generator  # noqa: E402
 from rag.config import GenerationConfig  # noqa: E402
 from rag.errors import ModelLoadError  # noqa: E402
-from rag.llamacpp import LlamaCppGenerator, retyped_gguf  # noqa: E402
-from rag.lora_gguf import GGUF_NAME  # noqa: E402
+from rag.generation.llamacpp import LlamaCppGenerator, retyped_gguf  # noqa: E402
+from rag.generation.lora_gguf import GGUF_NAME  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -150,7 +150,7 @@ def _train_fact_adapter(generator, out: Path) -> None:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from rag.hf_model import load_base
+    from rag.generation.hf_model import load_base
 
     torch.manual_seed(0)
     base, tokenizer = load_base(generator.config)
@@ -169,7 +169,7 @@ def _train_fact_adapter(generator, out: Path) -> None:
 
 
 def test_adapter_changes_the_answer_the_same_way_under_both_backends(generator, tmp_path) -> None:
-    from rag.generate import HFGenerator
+    from rag.generation.generate import HFGenerator
 
     _train_fact_adapter(generator, tmp_path)
     config = GenerationConfig(max_new_tokens=24, prefill_dtype="float32")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rag.errors import ModelLoadError
-from rag.lora_gguf import GGUF_NAME, _permute_rows, convert_peft_to_gguf
+from rag.generation.lora_gguf import GGUF_NAME, _permute_rows, convert_peft_to_gguf
 from rag.models import BUNDLED_LLMS, package_file
 
 BASE = package_file(*BUNDLED_LLMS["HuggingFaceTB/SmolLM2-135M-Instruct"])

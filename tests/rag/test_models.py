@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-import rag.generate
+import rag.generation.generate
 import rag.models
 from rag.config import GenerationConfig
-from rag.generate import HFGenerator
+from rag.generation.generate import HFGenerator
 from rag.models import pick_dtype
 
 
@@ -22,7 +22,7 @@ def test_auto_follows_the_cpu_and_explicit_settings_do_not(monkeypatch, fast_bf1
 
 @pytest.mark.parametrize("fast_bf16", [True, False])
 def test_prefill_dtype_auto_follows_the_cpu(monkeypatch, fast_bf16) -> None:
-    monkeypatch.setattr(rag.generate, "cpu_has_fast_bf16", lambda: fast_bf16)
+    monkeypatch.setattr(rag.generation.generate, "cpu_has_fast_bf16", lambda: fast_bf16)
     assert HFGenerator(GenerationConfig()).bf16_prefill is fast_bf16  # constructors load nothing
     assert HFGenerator(GenerationConfig(prefill_dtype="float32")).bf16_prefill is False
     assert HFGenerator(GenerationConfig(prefill_dtype="bfloat16")).bf16_prefill is True
@@ -30,23 +30,23 @@ def test_prefill_dtype_auto_follows_the_cpu(monkeypatch, fast_bf16) -> None:
 
 @pytest.mark.parametrize("fast_bf16", [True, False])
 def test_gguf_type_auto_is_bf16_only_where_the_cpu_has_native_bf16(monkeypatch, fast_bf16) -> None:
-    import rag.llamacpp
+    import rag.generation.llamacpp
 
-    monkeypatch.setattr(rag.llamacpp, "cpu_has_fast_bf16", lambda: fast_bf16)
-    assert rag.llamacpp.chosen_gguf_type("auto") == ("BF16" if fast_bf16 else "F16")
-    assert rag.llamacpp.chosen_gguf_type("Q8_0") == "Q8_0"
+    monkeypatch.setattr(rag.generation.llamacpp, "cpu_has_fast_bf16", lambda: fast_bf16)
+    assert rag.generation.llamacpp.chosen_gguf_type("auto") == ("BF16" if fast_bf16 else "F16")
+    assert rag.generation.llamacpp.chosen_gguf_type("Q8_0") == "Q8_0"
 
 
 @pytest.mark.parametrize("installed", [True, False])
 def test_backend_auto_is_llamacpp_only_where_it_is_installed(monkeypatch, installed) -> None:
     import importlib.util
 
-    import rag.backends
+    import rag.generation.backends
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: (real("json") if installed else None) if name == "llama_cpp" else real(name, *a))
-    assert rag.backends.chosen_backend("auto") == ("llamacpp" if installed else "transformers")
-    assert rag.backends.chosen_backend("transformers") == "transformers"
+    assert rag.generation.backends.chosen_backend("auto") == ("llamacpp" if installed else "transformers")
+    assert rag.generation.backends.chosen_backend("transformers") == "transformers"
     if not installed:  # the factory follows the choice (constructors load nothing)
-        assert type(rag.backends.make_generator(GenerationConfig(backend="auto"))).__name__ == "HFGenerator"
+        assert type(rag.generation.backends.make_generator(GenerationConfig(backend="auto"))).__name__ == "HFGenerator"

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.embed import SentenceTransformerEmbedder
+from rag.embedding.embed import SentenceTransformerEmbedder
 from rag.errors import ModelLoadError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +31,7 @@ def test_missing_onnxruntime_is_one_clear_error(monkeypatch, embedder, tmp_path)
 def test_a_damaged_export_is_one_clear_error_naming_it(embedder, tmp_path) -> None:
     pytest.importorskip("onnxruntime", reason="the onnx extra is not installed: pip install -e '.[onnx]'")
     from rag.models import BUNDLED_EMBEDDERS, resolve_local
-    from rag.onnx_embed import int8_model_path
+    from rag.embedding.onnx_embed import int8_model_path
 
     path = int8_model_path(resolve_local(embedder.config.model, BUNDLED_EMBEDDERS, False), tmp_path)
     path.parent.mkdir(parents=True)
@@ -46,7 +46,7 @@ def test_int8_vectors_are_close_to_torch_and_rank_passages_alike(embedder_of, tm
     """Against torch fp32, the precision the graph is exported from (``auto`` would be bf16 on some CPUs).
 
     ONNX Runtime picks its int8 kernel by CPU: with AVX512-VNNI cosine min 0.990, mean 0.993; the bounds leave room
-    for the AVX2 kernel (no VNNI: its u8 x s8 pair sums can saturate), on which rag/onnx_embed.py was measured.
+    for the AVX2 kernel (no VNNI: its u8 x s8 pair sums can saturate), on which rag/embedding/onnx_embed.py was measured.
     """
     pytest.importorskip("onnxruntime", reason="the onnx extra is not installed: pip install -e '.[onnx]'")
     embedder = embedder_of("float32")
@@ -67,11 +67,11 @@ def test_int8_vectors_are_close_to_torch_and_rank_passages_alike(embedder_of, tm
     exported = list((tmp_path / "onnx").glob("*.int8.onnx"))
     assert len(exported) == 1
     stamp = exported[0].stat().st_mtime_ns
-    import rag.onnx_embed
+    import rag.embedding.onnx_embed
 
     def no_export(*_: object) -> None:
         raise AssertionError("exported again")
 
-    monkeypatch.setattr(rag.onnx_embed, "export_int8", no_export)
+    monkeypatch.setattr(rag.embedding.onnx_embed, "export_int8", no_export)
     np.testing.assert_allclose(_int8(embedder, tmp_path).embed(passages), fast, atol=1e-5)
     assert exported[0].stat().st_mtime_ns == stamp

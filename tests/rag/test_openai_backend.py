@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("llama_cpp.server.app", reason="the llamacpp extra is not installed: pip install -e '.[llamacpp]'")
 
 from pipelines.config import Settings  # noqa: E402
-from rag.backends import make_generator  # noqa: E402
+from rag.generation.backends import make_generator  # noqa: E402
 from rag.config import GenerationConfig  # noqa: E402
 from rag.errors import ModelLoadError  # noqa: E402
 from rag.models import BUNDLED_LLMS, package_file  # noqa: E402

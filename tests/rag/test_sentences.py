@@ -1,8 +1,8 @@
 """The sentence scorer and context selection, with exactly predictable embeddings (``KeywordEmbedder``)."""
 
 from rag.config import AnswerConfig
-from rag.ground import Grounder
-from rag.sentences import changelog, excerpts, identifiers, names_term
+from rag.grounding.ground import Grounder
+from rag.grounding.sentences import changelog, excerpts, identifiers, names_term
 from rag.types import Hit, Passage
 from fakes import KeywordEmbedder
 

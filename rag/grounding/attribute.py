@@ -1,7 +1,7 @@
 """Honest citations: each answer sentence is checked against the passage it cites, or the one that supports it.
 
 A ``[n]`` marker the model wrote becomes a ``supported`` citation when passage n supports the sentence
-(``rag.ground``), else ``unsupported``. A sentence without a marker is ``attributed`` to the passage that supports
+(``rag.grounding.ground``), else ``unsupported``. A sentence without a marker is ``attributed`` to the passage that supports
 it best, and only when one does: a wrong answer gets no citation that looks like grounding.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.cite import Label, parse_markers, passage_label
-from rag.ground import Evidence, Grounder, Support
+from rag.grounding.cite import Label, parse_markers, passage_label
+from rag.grounding.ground import Evidence, Grounder, Support
 from rag.text import content_words, sentence_spans, strip_markers
 from rag.types import Citation, Hit
 

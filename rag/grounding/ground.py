@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.config import AnswerConfig
-from rag.sentences import MIN_WORDS, SentenceScorer, identifiers, items, names_term, wants_code, wants_number
+from rag.grounding.sentences import MIN_WORDS, SentenceScorer, identifiers, items, names_term, wants_code, wants_number
 from rag.text import STEM, content_words, contains, names, numbers, sentence_spans, split_sentences, strip_markers
 from rag.types import Embedder, Hit
 
@@ -148,7 +148,7 @@ class Grounder:
                         scores[i]) for i in order]
 
     def scores(self, evidence: Evidence) -> list[float]:
-        """How well each passage sentence answers the question (``rag.sentences``), one per span."""
+        """How well each passage sentence answers the question (``rag.grounding.sentences``), one per span."""
         around = self._items(evidence)
         hits = [evidence.context[p] for p, _, _ in evidence.spans]
         return self.scorer.scores(
@@ -158,7 +158,7 @@ class Grounder:
 
     @staticmethod
     def _items(evidence: Evidence) -> list[tuple[int, list[int]]]:
-        """Each span's list item or paragraph (``rag.sentences.items``), as span indices."""
+        """Each span's list item or paragraph (``rag.grounding.sentences.items``), as span indices."""
         out: list[tuple[int, list[int]]] = []
         for p, hit in enumerate(evidence.context):  # spans run passage by passage
             offset = len(out)

@@ -5,7 +5,7 @@ it once with llama.cpp's own quantizer (``llama_model_quantize``, ``allow_requan
 CPUs prefill speed depends on the weight type far more than decode speed does (see bench/answer.py). The chat
 template comes from the GGUF's metadata and is rendered like transformers renders it; token counts for prompt
 packing use llama.cpp's tokenizer. A peft adapter folder is served through its GGUF LoRA copy
-(``adapter_model.gguf``, converted on first use when missing, see ``rag.lora_gguf``).
+(``adapter_model.gguf``, converted on first use when missing, see ``rag.generation.lora_gguf``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 
 from rag.config import GenerationConfig
 from rag.errors import ModelLoadError
-from rag.lora_gguf import convert_peft_to_gguf, gguf_adapter_path
+from rag.generation.lora_gguf import convert_peft_to_gguf, gguf_adapter_path
 from rag.models import BUNDLED_LLMS, cpu_has_fast_bf16, derived_path, offline_env, resolve_local
 
 INSTALL_HINT = "pip install -e '.[llamacpp]'  (builds llama-cpp-python from source; a few minutes)"

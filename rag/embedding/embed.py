@@ -14,7 +14,7 @@ from rag.errors import ModelLoadError
 from rag.models import BUNDLED_EMBEDDERS, offline_env, pick_dtype, resolve_local
 
 if TYPE_CHECKING:
-    from rag.onnx_embed import OnnxEncoder
+    from rag.embedding.onnx_embed import OnnxEncoder
 
 ONNX_BATCH = 16  # rows per ONNX Runtime batch at most (see _encode_by_length)
 
@@ -124,7 +124,7 @@ class SentenceTransformerEmbedder:
         """The int8 ONNX Runtime graph (``runtime = "onnx-int8"``), exported on first use; None for torch."""
         if self.config.runtime == "torch":
             return None
-        from rag.onnx_embed import OnnxEncoder, export_int8, import_onnxruntime, int8_model_path
+        from rag.embedding.onnx_embed import OnnxEncoder, export_int8, import_onnxruntime, int8_model_path
 
         import_onnxruntime()  # the install hint before minutes of loading
         if self._encoder is None:

@@ -18,10 +18,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from rag.attribute import ground_citations, quote_citation
-from rag.cite import Label, passage_label, resolve_citations
+from rag.grounding.attribute import ground_citations, quote_citation
+from rag.grounding.cite import Label, passage_label, resolve_citations
 from rag.config import AnswerConfig
-from rag.ground import Evidence, Grounder, cut_answer
+from rag.grounding.ground import Evidence, Grounder, cut_answer
 from rag.text import STEM, content_words, sentence_spans, split_sentences, strip_markers
 from rag.types import Citation, Generator, Hit
 

@@ -2,9 +2,9 @@
 
 | backend        | module                 | use it for                                                         |
 |----------------|------------------------|--------------------------------------------------------------------|
-| ``transformers`` | ``rag.generate``     | the reference: training (distillation), scoring, batched eval       |
-| ``llamacpp``   | ``rag.llamacpp``       | fast CPU answers in process; bigger GGUF models; LoRA served as GGUF |
-| ``openai``     | ``rag.openai_backend`` | a running vLLM / llama.cpp server / Ollama, by base_url + model      |
+| ``transformers`` | ``rag.generation.generate``     | the reference: training (distillation), scoring, batched eval       |
+| ``llamacpp``   | ``rag.generation.llamacpp``       | fast CPU answers in process; bigger GGUF models; LoRA served as GGUF |
+| ``openai``     | ``rag.generation.openai_backend`` | a running vLLM / llama.cpp server / Ollama, by base_url + model      |
 
 Each module is imported only when its backend is chosen, so nobody pays for torch or llama.cpp they do not use.
 """
@@ -36,15 +36,15 @@ def make_generator(config: GenerationConfig, adapter: str | None = None) -> Gene
     """
     backend = chosen_backend(config.backend)
     if backend == "transformers":
-        from rag.generate import HFGenerator
+        from rag.generation.generate import HFGenerator
 
         return HFGenerator(config, adapter=adapter)
     if backend == "llamacpp":
-        from rag.llamacpp import LlamaCppGenerator
+        from rag.generation.llamacpp import LlamaCppGenerator
 
         return LlamaCppGenerator(config, adapter=adapter)
     if backend == "openai":
-        from rag.openai_backend import OpenAIGenerator
+        from rag.generation.openai_backend import OpenAIGenerator
 
         return OpenAIGenerator(config, adapter=adapter)
     raise ValueError(f"generation.backend must be one of {BACKENDS}. Currently, it is {config.backend!r}")

@@ -71,7 +71,7 @@ def resolve_citations(answer_text: str, context: Sequence[Hit], label: Label | N
     """Valid citations (unique, by first appearance) and the invalid markers (outside ``1..len(context)``).
 
     Marker ``[n]`` refers to ``context[n - 1]``, the n-th passage injected into the prompt. The citations are of
-    kind ``supported`` until a support check (``rag.attribute.ground_citations``) says otherwise.
+    kind ``supported`` until a support check (``rag.grounding.attribute.ground_citations``) says otherwise.
     """
     label = label or passage_label
     citations: list[Citation] = []

@@ -2,7 +2,7 @@
 
 The bundled SmolLM2 ships as a GGUF file. Dequantising it takes about half a minute, so the first load writes a plain
 safetensors copy under ``GenerationConfig.cache_dir`` (saying so on stderr) and later loads read that. Used by the
-generator (``rag.generate``) and the distillation trainer.
+generator (``rag.generation.generate``) and the distillation trainer.
 """
 
 from __future__ import annotations

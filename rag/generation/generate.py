@@ -1,6 +1,6 @@
 """Transformers chat generator: manual KV-cache decoding, streaming, LoRA adapters.
 
-The model comes from ``rag.hf_model`` (the bundled GGUF is dequantised once into a safetensors cache). Decoding is fp32 (faster than
+The model comes from ``rag.generation.hf_model`` (the bundled GGUF is dequantised once into a safetensors cache). Decoding is fp32 (faster than
 bf16 per token on CPU). With ``prefill_dtype = "auto"`` (or ``bf16_prefill=True``) the prompt is prefilled by a
 bf16 copy (about 3x faster first token on CPUs with native bf16) and decoding continues in fp32 from the converted
 KV cache. Output stays deterministic, but greedy answers differ from pure fp32 ones on a few prompts in ten
@@ -21,7 +21,7 @@ import torch
 from rag.config import GenerationConfig
 from rag.batching import padded_batches
 from rag.errors import ModelLoadError
-from rag.hf_model import first_line, load_base
+from rag.generation.hf_model import first_line, load_base
 from rag.models import cpu_has_fast_bf16
 
 MAX_CONTEXT = 8192

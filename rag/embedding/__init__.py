@@ -1,0 +1,1 @@
+"""Passage and query embedders (sentence-transformers; ONNX Runtime int8)."""

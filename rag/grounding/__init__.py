@@ -1,0 +1,1 @@
+"""Grounded answers: which sentences answer, support checks, citations, answer styles and abstention."""
