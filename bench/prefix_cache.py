@@ -24,7 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 from pipelines.config import Settings  # noqa: E402
 from pipelines.qa import QAPipeline  # noqa: E402
-from rag.generation.llamacpp import LlamaCppGenerator, chosen_gguf_type  # noqa: E402
+from rag.generation.gguf import chosen_gguf_type  # noqa: E402
+from rag.generation.llamacpp import LlamaCppGenerator  # noqa: E402
 
 QUESTIONS = ROOT / "bench" / "data" / "nodejs-docs-questions.jsonl"
 

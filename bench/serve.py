@@ -83,15 +83,16 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--min-requests", type=int, default=4, help="requests per level: max(this, clients)")
     parser.add_argument("--kb", type=Path, help="an existing KB of knowledge/sample to copy instead of ingesting")
-    parser.add_argument("--backend", choices=("transformers", "llamacpp"), default="transformers",
-                        help="generation.backend of the server (llamacpp needs `make llamacpp`)")
+    parser.add_argument("--backend", choices=("auto", "transformers", "llamacpp"), default="auto",
+                        help="generation.backend of the server (auto: llama.cpp when built)")
+    parser.add_argument("--context-tokens", type=int, default=384, help="prompt.context_tokens of the server")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "serve.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
         tmp = Path(tmp)
         config = tmp / "config.toml"
-        config.write_text(f"[generation]\nmax_new_tokens = {args.max_new_tokens}\nbackend = \"{args.backend}\"\n",
-                          encoding="utf-8")
+        config.write_text(f"[generation]\nmax_new_tokens = {args.max_new_tokens}\nbackend = \"{args.backend}\"\n"
+                          f"[prompt]\ncontext_tokens = {args.context_tokens}\n", encoding="utf-8")
         sample = str(ROOT / "knowledge" / "sample")
         if args.kb:
             shutil.copytree(args.kb, tmp / "kb")
@@ -115,7 +116,8 @@ def main() -> None:
 
 
 def write(args: argparse.Namespace, backend: dict, rows: list[dict]) -> None:
-    out = {"backend": backend, "max_new_tokens": args.max_new_tokens, "load_average": os.getloadavg(),
+    out = {"backend": backend, "backend_setting": args.backend, "context_tokens": args.context_tokens,
+           "max_new_tokens": args.max_new_tokens, "load_average": os.getloadavg(),
            "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, "levels": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2), encoding="utf-8")

@@ -281,7 +281,7 @@ def answers_key(config: GenerationConfig) -> str:
     settings and answer length."""
     backend = chosen_backend(config.backend)
     if backend == "llamacpp":
-        from rag.generation.llamacpp import chosen_gguf_type
+        from rag.generation.gguf import chosen_gguf_type
 
         return json.dumps([config.model, backend, chosen_gguf_type(config.gguf_type), config.temperature,
                            config.top_p, config.seed, gate.ANSWER_TOKENS])

@@ -92,7 +92,7 @@ def status(settings: Settings) -> dict[str, object]:
 def generation_status(settings: Settings) -> dict[str, object]:
     """Which backend and (for llama.cpp) which GGUF type answer, as ``auto`` resolves them on this CPU."""
     from rag.generation.backends import chosen_backend
-    from rag.generation.llamacpp import chosen_gguf_type
+    from rag.generation.gguf import chosen_gguf_type
     from rag.models import cpu_has_fast_bf16
 
     backend = chosen_backend(settings.generation.backend)

@@ -14,7 +14,8 @@ from pipelines.config import Settings  # noqa: E402
 from rag.generation.backends import make_generator  # noqa: E402
 from rag.config import GenerationConfig  # noqa: E402
 from rag.errors import ModelLoadError  # noqa: E402
-from rag.generation.llamacpp import LlamaCppGenerator, retyped_gguf  # noqa: E402
+from rag.generation.gguf import retyped_gguf  # noqa: E402
+from rag.generation.llamacpp import LlamaCppGenerator  # noqa: E402
 from rag.generation.lora_gguf import GGUF_NAME  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -30,11 +30,11 @@ def test_prefill_dtype_auto_follows_the_cpu(monkeypatch, fast_bf16) -> None:
 
 @pytest.mark.parametrize("fast_bf16", [True, False])
 def test_gguf_type_auto_is_bf16_only_where_the_cpu_has_native_bf16(monkeypatch, fast_bf16) -> None:
-    import rag.generation.llamacpp
+    import rag.generation.gguf
 
-    monkeypatch.setattr(rag.generation.llamacpp, "cpu_has_fast_bf16", lambda: fast_bf16)
-    assert rag.generation.llamacpp.chosen_gguf_type("auto") == ("BF16" if fast_bf16 else "F16")
-    assert rag.generation.llamacpp.chosen_gguf_type("Q8_0") == "Q8_0"
+    monkeypatch.setattr(rag.generation.gguf, "cpu_has_fast_bf16", lambda: fast_bf16)
+    assert rag.generation.gguf.chosen_gguf_type("auto") == ("BF16" if fast_bf16 else "F16")
+    assert rag.generation.gguf.chosen_gguf_type("Q8_0") == "Q8_0"
 
 
 @pytest.mark.parametrize("installed", [True, False])
