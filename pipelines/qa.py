@@ -144,9 +144,8 @@ class QAPipeline:
         evidence = self.grounder.evidence(query or question, hits)
         shown = excerpts(evidence.spans, [h.passage.text for h in hits], self.grounder.scores(evidence),
                          self.generator.count_tokens, budget)
-        if not shown:  # no sentence answers at all: the whole passages, and the checks decide
-            return self.builder.build(question, hits, history), None
-        prompt = self.builder.build(question, hits, history, excerpts=shown)
+        # no sentence answers at all: the whole passages, and the checks decide (on the evidence embedded already)
+        prompt = self.builder.build(question, hits, history, excerpts=shown or None)
         return prompt, evidence.within(prompt.context)
 
     def _route(self, hits: Sequence[Hit]) -> str:

@@ -153,7 +153,7 @@ class Grounder:
         hits = [evidence.context[p] for p, _, _ in evidence.spans]
         return self.scorer.scores(
             evidence.question, [evidence.sentence(i) for i in range(len(evidence.spans))],
-            [f"{h.passage.title} {h.passage.metadata.get('section') or ''}" for h in hits],
+            [_heading(h) for h in hits],
             [h.passage.source for h in hits], evidence.vectors @ evidence.question_vector, around)
 
     @staticmethod
@@ -223,8 +223,7 @@ class Grounder:
         places = []
         for i, (first, near) in enumerate(self._items(evidence)):
             hit = evidence.context[evidence.spans[i][0]]
-            around = " ".join([evidence.sentence(first), *(evidence.sentence(j) for j in near),
-                               hit.passage.title, str(hit.passage.metadata.get("section") or "")])
+            around = " ".join([evidence.sentence(first), *(evidence.sentence(j) for j in near), _heading(hit)])
             held = {w[:STEM] for w in content_words(f"{evidence.sentence(i)} {around}")}
             if all(names_term(f"{evidence.sentence(i)} {around}", t) for t in terms) and (
                     not topic or len(topic & held) >= len(topic) / 2):
@@ -266,6 +265,11 @@ def _units(text: str) -> list[tuple[int, int]]:
         else:
             units.append((start, end))
     return units
+
+
+def _heading(hit: Hit) -> str:
+    """A passage's title and section: what every sentence of it is about."""
+    return f"{hit.passage.title} {hit.passage.metadata.get('section') or ''}"
 
 
 def _haystack(hit: Hit) -> str:
