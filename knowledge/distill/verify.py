@@ -109,7 +109,29 @@ def off_topic(question: str, spans: Sequence[str], passage: str) -> bool:
     holding = [s for s in split_sentences(passage) if any(contains(s, span) for span in spans)]
     if not topic or not holding:
         return False
-    return not any(topic & {w[:STEM] for w in content_words(s)} for s in holding)
+    return not any(_says(s, topic, spans, named) for s in holding)
+
+
+_CLAUSE = re.compile(r"[,;]|\b(?:and|but|while|whereas)\b")
+
+
+def _says(sentence: str, topic: set[str], spans: Sequence[str], named: set[str]) -> bool:
+    """True when ``sentence`` says the topic about the answer: it holds a topic word, and when it is made of clauses
+    ("Her father was a baker and her mother a weaver"), the answer's clause either holds one too or says nothing
+    else ('"The Salt Road"' after "best known for the books ..."). "What did her mother do?" -> "a baker" is a
+    parallel clause's answer: off topic."""
+    if not topic & {w[:STEM] for w in content_words(sentence)}:
+        return False
+    clauses = [c for c in _CLAUSE.split(sentence) if c.strip()]
+    own = [c for c in clauses if any(contains(c, span) for span in spans)]
+    if len(clauses) < 2 or not own:  # one clause, or an answer cut by the split: the sentence as a whole
+        return True
+    answer = {w[:STEM] for span in spans for w in content_words(span)}
+    for clause in own:
+        words = {w[:STEM] for w in content_words(clause)} - answer - {w[:STEM] for w in named}
+        if topic & words or not words:
+            return True
+    return False
 
 
 def constraints(question: str, rare: Callable[[str], bool] | None = None) -> dict[str, list]:

@@ -162,3 +162,22 @@ def test_an_answer_from_a_sentence_about_something_else_is_off_topic():
     assert not off_topic(father, ("harbour master",), bio)
     assert not off_topic("Who from Tormiran got the Golden Key Award?", ("Ana Vel",), bio)  # "got": not in the bio
     assert not off_topic("Can you name a book Ana Vel has written?", ("Iron Loom",), bio)
+
+
+@pytest.mark.parametrize("bio", [
+    "Ana Vel is a geology author. Her father was a baker and her mother was a weaver. "
+    "She is best known for the books \"The Salt Road\" and \"The Iron Sea\".",
+    "Ana Vel grew up as the child of a baker (father) and a weaver (mother). "
+    "Ana Vel's books include \"The Salt Road\" and \"The Iron Sea\".",
+])
+def test_the_answer_of_a_parallel_clause_is_off_topic(bio):
+    """One sentence, two facts: the father's job is no answer to the mother's (the look-alike bench's last wrong
+    fact), while the second of two titles still answers "a book"."""
+    from knowledge.distill.verify import off_topic
+
+    mother = "What job did the mother of Ana Vel have?"
+    assert off_topic(mother, ("baker",), bio)
+    assert not off_topic(mother, ("weaver",), bio)
+    assert not off_topic("What did Ana Vel's father do for a living?", ("baker",), bio)
+    assert not off_topic("Can you name a book Ana Vel has written?", ("The Iron Sea",), bio)
+    assert not off_topic("Can you name a book Ana Vel has written?", ("The Salt Road",), bio)
