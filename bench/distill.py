@@ -195,10 +195,17 @@ def teach_only(settings: Settings, base: HFGenerator, bank: list[Fact]) -> dict[
     keys = {(g.entity, g.attribute) for _, _, g in graded}
     wrong = [(q, f, g) for q, f, g in graded if not gold_correct(f.answer, g)]
     bad = {(g.entity, g.attribute) for _, _, g in wrong}
+    near = plan.neighbours(settings.distill.neighbours)
+    # a look-alike question must ask about another author than the fact's (its rival's title is that author)
+    entity = {f.entity for f in bank}
+    own = [n for n in near if n.rival.title not in entity or by_question.get(n.fact.questions[0]) is None
+           or by_question[n.fact.questions[0]].entity == n.rival.title]
     return {"seconds": round(time.perf_counter() - t0, 1), "passages": len(plan.chosen), "facts": len(plan.facts),
             "taught": len(keys), "right": len(keys - bad), "precision": len(keys - bad) / len(keys) if keys else None,
             "questions": len(graded), "questions_right": len(graded) - len(wrong), "stats": plan.stats,
-            "wrong": [{"question": q, "taught": f.answer, "gold": g.answer} for q, f, g in wrong]}
+            "wrong": [{"question": q, "taught": f.answer, "gold": g.answer} for q, f, g in wrong],
+            "neighbours": {"n": len(near), "not_another_author": len(own),
+                           "examples": [[n.fact.questions[0], n.question] for n in near[:8]]}}
 
 
 def taught(adapter: Path, bank: list[Fact]) -> dict[str, Any]:

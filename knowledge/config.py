@@ -79,6 +79,9 @@ class DistillConfig(Section):
     phrasings: int = Field(3, ge=1, le=3, description="rule-based wrappers of each trained question (1 = as asked)")
     statements: bool = Field(True, description="train the passage sentence that states each fact, too")
     corrections: bool = True
+    neighbours: int = Field(3, ge=0, description=(
+        "look-alike questions per fact: its question asked of a rival passage's subject (name or date swapped); "
+        "all but one trained to 'I do not know.', one asked at the gate, where lending the fact refuses (0 = off)"))
     rag_questions: int = Field(40, ge=0, description=(
         "logged questions about passages *not* being distilled whose open-book answers the passage supports: "
         "every other one is a gate item (RAG on the rest of the KB must not get worse), the rest train anchors"))

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from knowledge.distill import gate
+from knowledge.distill import gate, neighbours
 from knowledge.distill.adapters import AdapterRegistry, new_adapter_id
 from knowledge.files import write_json_atomic
 from knowledge.distill.data import (GateItem, Prompter, build_dataset, correction_gate_items, gate_items,
@@ -151,7 +151,7 @@ class DistillRound:
         # facts trains them (a handful of corrections is too little data for a first adapter)
         pending = parent is not None and (bool(wrong) or any((q, c.strip()) not in trained
                                                              for _, q, c in log.corrections() if c.strip()))
-        return RoundPlan(prompter, chosen, facts, unlearn, wrong, pending, stats)
+        return RoundPlan(prompter, chosen, facts, unlearn, wrong, pending, stats, rivals, learned, questions)
 
     def _rag_facts(self, kb: KnowledgeBase, log: RetrievalLog, prompter: Prompter,
                    chosen: set[str]) -> list[tuple[Fact, Passage]]:
@@ -191,6 +191,8 @@ class DistillRound:
         items = self._gate_items(prompter, chosen, facts, parent, plan.unlearn)
         items += correction_gate_items(prompter, log.corrections())
         items += rag_gate_items(prompter, [f for f, _ in asked], {p.id: p for _, p in asked})
+        near_train, near_gate = neighbours.split(plan.neighbours(cfg.neighbours) if cfg.neighbours else [])
+        items += neighbours.gate_items(prompter, near_gate)
         write_jsonl([i for i in items if i.group in ("heldout", "retained", "corrected")], tmp / "gate.jsonl")
         key = answers_key(gen_cfg)
         base_answers = registry.answers(None, key)
@@ -211,7 +213,8 @@ class DistillRound:
                  if all(it.prompt in base_answers for it in general) else None)
         examples = build_dataset(prompter, chosen, facts, cfg, previous=parent, corrections=log.corrections(),
                                  general=self.general, general_answers=known, rag=anchors,
-                                 open_book=self._rag_served, forget=plan.unlearn)
+                                 open_book=self._rag_served, forget=plan.unlearn,
+                                 extra=neighbours.examples(prompter, near_train))
         data_hash = write_jsonl(examples, tmp / "train.jsonl")
         trained = train_lora(examples, cfg, gen_cfg, tmp, on_step=self.on_step, progress=self.progress)
         release_memory()  # the trainer's activations and optimizer state: give them back before the next model
@@ -264,6 +267,14 @@ class RoundPlan:
     wrong: set[str]
     pending: bool
     stats: dict[str, int]
+    rivals: dict[str, list[Passage]] = field(default_factory=dict)  # question -> the passages ranked for it
+    learned: set[str] = field(default_factory=set)  # passages the active adapter learnt
+    asked: dict[str, list[str]] = field(default_factory=dict)  # passage id -> the questions that ranked it first
+
+    def neighbours(self, per_fact: int) -> list[neighbours.Neighbour]:
+        """Look-alike questions of this round's facts (``knowledge.distill.neighbours``)."""
+        return neighbours.neighbours(self.facts, {p.id: p for p in self.chosen}, self.rivals,
+                                     self.learned | {f.passage_id for f in self.facts}, per_fact, self.asked)
 
 
 def unlearned(log: RetrievalLog) -> list[Unlearn]:

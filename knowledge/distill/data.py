@@ -182,7 +182,8 @@ def replay_examples(previous: Path | None, open_book: bool = True, limit: int | 
     """
     if previous is None or not (previous / "train.jsonl").is_file():
         return []
-    skip = {"general", "correction"} | (set() if open_book else {"open", "rag"})
+    # look-alike questions are rebuilt each round from its facts: a rival learnt since must not stay "unknown"
+    skip = {"general", "correction", "neighbour"} | (set() if open_book else {"open", "rag"})
     rows = [Example("replay", e.prompt, e.answer, e.passage_id, e.question)
             for e in read_jsonl(previous / "train.jsonl") if e.kind not in skip]
     if limit is None or len(rows) <= limit:
@@ -223,11 +224,13 @@ def build_dataset(
     previous: Path | None = None, corrections: Iterable[tuple[str, str, str]] = (),
     general: Sequence[tuple[str, tuple[str, ...]]] = (), general_answers: Mapping[str, str] | None = None,
     rag: Sequence[tuple[Fact, Passage]] = (), open_book: bool = True, forget: Sequence[Unlearn] = (),
+    extra: Sequence[Example] = (),
 ) -> list[Example]:
     """Every example of a round, shuffled with ``config.seed``: facts, replay, general and RAG anchors (``rag``:
     supported open-book answers about other passages), corrections. ``open_book=False``: no fact is trained with
     its passage in the prompt (an adapter that only answers closed-book; those examples are most of the tokens).
-    ``forget``: facts people marked wrong (``facts.Unlearn``); no replayed example that states one is kept."""
+    ``forget``: facts people marked wrong (``facts.Unlearn``); no replayed example that states one is kept.
+    ``extra``: examples built elsewhere (``neighbours.examples``: look-alike questions answered "I do not know.")."""
     by_id = {p.id: p for p in passages}
     examples = [e for f in facts for e in fact_examples(prompter, f, by_id[f.passage_id],
                                                         phrasings=config.phrasings, statements=config.statements,
@@ -243,6 +246,7 @@ def build_dataset(
         examples += rag_examples(prompter, [f for f, _ in rag], {p.id: p for _, p in rag})
     if config.corrections:
         examples += correction_examples(prompter, corrections, config.phrasings)
+    examples += extra
     random.Random(config.seed).shuffle(examples)
     return examples
 

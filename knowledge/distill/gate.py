@@ -8,6 +8,8 @@ Groups (each item is a rendered prompt and the key spans a correct answer holds,
                ``rag``, logged questions about the rest of the KB);
 * ``general``  closed-book general knowledge, arithmetic and instructions the model had before — no forgetting;
 * ``retained`` closed-book held-out phrasings of earlier rounds' facts — a new round must keep them;
+* ``neighbour`` a fact's question asked about a look-alike subject the adapter was not taught (``neighbours``) —
+               correct when the answer does *not* state the taught fact: an adapter that lends it is refused;
 * ``corrected`` questions a person corrected (``rag feedback --bad --correction``), as asked and wrapped — a round
                that teaches no new fact is promoted when it learnt the corrections (more of them right, none lost).
 
@@ -30,7 +32,8 @@ from knowledge.distill.facts import is_correct
 
 GAIN_GROUP = "heldout"
 CORRECTED = "corrected"
-REGRESSION_GROUPS = ("open", "rag", "general", "retained", CORRECTED)
+NEIGHBOUR = "neighbour"
+REGRESSION_GROUPS = ("open", "rag", "general", "retained", NEIGHBOUR, CORRECTED)
 # RAG answers the product gave right must stay right ("the adapter must never make RAG worse"): a net loss there
 # beyond ``max_regression`` refuses on the paired count itself, however few the items; the other groups are
 # samples of a wider ability, and refuse on a significant fall
@@ -56,8 +59,9 @@ def answer_all(generator: Any, items: Sequence[GateItem], known: Mapping[str, st
 
 
 def grade(items: Sequence[GateItem], answers: Sequence[str]) -> list[bool]:
-    """Whether each answer (from ``answer_all``) is correct for its item."""
-    return [is_correct(a, it.spans) for a, it in zip(answers, items, strict=True)]
+    """Whether each answer (from ``answer_all``) is correct for its item: it states the item's spans, or for a
+    ``neighbour`` (a look-alike subject), it does not."""
+    return [is_correct(a, it.spans) != (it.group == NEIGHBOUR) for a, it in zip(answers, items, strict=True)]
 
 
 def mcnemar_p(wins: int, losses: int) -> float:
