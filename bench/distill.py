@@ -296,6 +296,9 @@ def main() -> None:
                          "same retrieval without generating, several times cheaper)")
     ap.add_argument("--teach-only", action="store_true",
                     help="stop after the teacher: which facts a round would teach, scored against gold (no training)")
+    ap.add_argument("--round-only", action="store_true",
+                    help="run the round after the traffic and stop: its gate, taught-fact precision, time and memory "
+                         "(the rounds-by-size table; no before/after sets, no routing)")
     ap.add_argument("--out", default="bench/results/distill.json")
     args = ap.parse_args()
     if args.open_book_examples:
@@ -339,6 +342,23 @@ def main() -> None:
         result["total_s"] = round(time.perf_counter() - t_start, 1)
         Path(args.out).write_text(json.dumps(result, indent=2, default=str))
         print(json.dumps({k: v for k, v in result["teacher"].items() if k != "wrong"}, indent=1))
+        return
+    if args.round_only:
+        report, cost = run_round(settings, work, base, args.in_process)
+        result["round1"] = report.to_dict() | cost
+        if report.adapter:
+            result["taught"] = taught(work / "kb" / "adapters" / report.adapter, facts)
+            # closed-book, gold: the adapter's answers to the asked and the never-asked authors' questions, and how
+            # often they state another author's title, award, date or name (``lent``), against the base model's
+            adapted = make_generator(settings.generation, adapter=str(work / "kb" / "adapters" / report.adapter))
+            lend = {k: sets[k] for k in ("asked", "other")}
+            result["closed_before"] = measure(qa, served, lend, per_fact, open_book=False, bank=facts)
+            result["closed_after"] = measure(qa, adapted, lend, per_fact, open_book=False, bank=facts)
+        result["total_s"] = round(time.perf_counter() - t_start, 1)
+        Path(args.out).write_text(json.dumps(result, indent=2, default=str))
+        print(json.dumps({"promoted": report.promoted, "reason": report.reason, "facts": report.metrics.get("facts"),
+                          "precision": result.get("taught", {}).get("precision"), **cost,
+                          "closed_after": result.get("closed_after")}, indent=1))
         return
     if args.before_from:  # the base model on the same seeded KB and sets: deterministic, so an earlier run's figures
         earlier = json.loads(Path(args.before_from).read_text())

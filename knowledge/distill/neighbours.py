@@ -66,17 +66,19 @@ def neighbours(facts: Sequence[Fact], passages: Mapping[str, Passage], rivals: M
                taught: Collection[str], per_fact: int = 3,
                asked: Mapping[str, Sequence[str]] | None = None) -> list[Neighbour]:
     """Up to ``per_fact`` neighbours of each fact: its questions asked of the passages ranked for them (``rivals``:
-    question -> ranked passages), and for any question ``asked`` about its passage (passage id -> questions), in
-    rank order, each rival once while there are others.
+    question -> ranked passages) or for any question ``asked`` about its passage (passage id -> questions), in
+    rank order; then of the passages ranked for the *other* facts' questions (other look-alike families: a model
+    that learnt one author's book answers it for every author), each rival once while there are others.
 
     ``taught``: passage ids the adapter learns (this round's and the active adapter's): a rival the adapter knows
     is no unknown subject. A rival from the fact's own document is not another subject either.
     """
+    everyone = [r for f in facts for q in f.questions for r in rivals.get(q, ())]
     out = []
     for fact in facts:
         passage = passages[fact.passage_id]
-        pool = {r.id: r for q in (*fact.questions, *(asked or {}).get(fact.passage_id, ()))
-                for r in rivals.get(q, ()) if r.doc_id != passage.doc_id and r.id not in taught}
+        near = [r for q in (*fact.questions, *(asked or {}).get(fact.passage_id, ())) for r in rivals.get(q, ())]
+        pool = {r.id: r for r in (*near, *everyone) if r.doc_id != passage.doc_id and r.id not in taught}
         found: dict[str, Passage] = {}
         for turn in range(len(fact.questions)):  # every rival asked one question, then every rival a second, ...
             for rival in pool.values():
