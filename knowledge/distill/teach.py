@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from knowledge.distill.data import TEACHER_TOKENS, Prompter, sentences
 from knowledge.distill.facts import Fact, Unlearn, clean_answer, is_correct, key_spans, sentence_with, supported
-from knowledge.distill.verify import fits_kind, off_topic, unmet
+from knowledge.distill.verify import fits_kind, off_topic, unmet, unstated_dates
 from rag.text import contains, content_words
 from rag.types import Passage
 
@@ -43,7 +43,8 @@ def teach(prompter: Prompter, passages: Sequence[Passage], questions: Mapping[st
     for (p, q), raw in zip(pairs, answers, strict=True):
         answer = clean_answer(raw)
         spans = key_spans(answer, q)
-        if _reject(count, "unsupported", not (answer and supported(spans, haystack(p)))):
+        if _reject(count, "unsupported", not (answer and supported(spans, haystack(p)))
+                   or bool(unstated_dates(answer, haystack(p)))):
             continue
         if _reject(count, "answer type", not fits_kind(spans, answer, q)):
             continue

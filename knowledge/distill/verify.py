@@ -52,6 +52,7 @@ _KINDS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((k, re.compile(p, re.IGN
               r"river|street|county|state)\b|\bbirthplace\b|\bborn where\b|\bcomes? from\b"),
 ))
 _QUOTED = re.compile(r"[\"“”']([^\"“”]{3,}?)[\"“”']")
+_DOUBLE_QUOTED = re.compile(r"[\"“]([^\"“”]{3,}?)[\"”]")  # no apostrophes: "Ana's mother's job" quotes nothing
 _AWARD_WORD = re.compile(r"\b(Award|Prize|Medal|Trophy|Cup|Fellowship|Honou?r|Order|Medallion)\b")
 
 
@@ -84,8 +85,9 @@ def fits_kind(spans: Sequence[str], answer: str, question: str) -> bool:
         return any(_AWARD_WORD.search(s) or len(s.split()) >= 2 for s in named)
     if kind == "place":  # an award or a book is no place, however capitalised ("the Northern Feather Award")
         return any(not _AWARD_WORD.search(s) for s in named) and not any(_AWARD_WORD.search(s) for s in spans)
-    if kind == "category":
-        return bool(spans) and len(spans) <= 3
+    if kind == "category":  # a genre or a job is no title or award ('writes in the genre of "The Iron Loom"')
+        titled = [q for q in _DOUBLE_QUOTED.findall(answer) if any(contains(q, s) for s in spans)]
+        return bool(spans) and len(spans) <= 3 and not titled and not any(_AWARD_WORD.search(s) for s in spans)
     return bool(named or counted)  # an unknown kind: content words alone are no fact
 
 
@@ -148,6 +150,17 @@ def constraints(question: str, rare: Callable[[str], bool] | None = None) -> dic
     words = [w for w in content_words(question) if rare is not None and not w.isdigit() and rare(w)
              and not any(w in normalise(n).split() for n in out_names)]
     return {"names": out_names, "numbers": nums, "dates": mentions, "words": words}
+
+
+def unstated_dates(answer: str, passage: str) -> list[str]:
+    """The dates ``answer`` states that ``passage`` does not (its day, month and year each occur there, apart).
+
+    Example:
+        >>> unstated_dates("The passage is dated 2 September 2015.", "Born on 2 September 1981; Prize in 2015.")
+        ['2 September 2015']
+    """
+    held = dates(passage)
+    return [written for written, d in date_mentions(answer) if not any(same_date(d, p) for p in held)]
 
 
 def unmet(question: str, passage: str, rare: Callable[[str], bool] | None = None) -> list[str]:

@@ -72,6 +72,21 @@ def test_an_answer_of_the_wrong_kind_is_no_fact():
     assert fits_kind(("Tormiran",), "She was born in Tormiran.", birthplace)
     assert fits_kind(("carpenter",), "Her father was a carpenter.", "What did Anaya Jehangir's father do for a living?")
     assert not fits_kind(("lovely",), "It is lovely.", "What festival is held in Kalo?")  # unknown kind: a name or number
+    genre = "What genre does Anaya Jehangir write in?"  # a title or an award is no genre (the look-alike bench)
+    assert not fits_kind(("Iron Loom",), 'She writes in the genre of "The Iron Loom".', genre)
+    assert not fits_kind(("Golden Quill Award",), "Her genre is the Golden Quill Award.", genre)
+    assert fits_kind(("geology",), "Anaya Jehangir's field of writing is geology.", genre)
+
+
+def test_an_answer_may_state_only_dates_the_passage_states():
+    """"The passage is dated 2 September 2015": its day and month and its year are in the passage, apart (born
+    2 September 1981, an award in 2015); the date is not, so it is no answer to "On what date was she born?"."""
+    from knowledge.distill.verify import unstated_dates
+
+    bio = "Ana Vel was born on 2 September 1981 in Tormiran. In 2015 she received the Golden Key Award."
+    assert unstated_dates("The passage is dated 2 September 2015.", bio) == ["2 September 2015"]
+    assert unstated_dates("Ana Vel was born on September 2nd, 1981.", bio) == []
+    assert unstated_dates("She won it in 2015.", bio) == []  # a bare year is a number: supported() checks it
 
 
 class Teacher:
