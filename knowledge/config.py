@@ -75,7 +75,9 @@ class DistillConfig(Section):
     replay_ratio: float = Field(1.5, ge=0, description=(
         "earlier rounds' fact examples replayed: at most this many times the new fact examples, taken in turns "
         "from every earlier fact (0 = all of them)"))
-    general_ratio: float = Field(0.15, ge=0, le=1)
+    general_ratio: float = Field(0.15, ge=0, le=1, description=(
+        "general anchors (general questions the base model answers right, never those the gate asks): each once, "
+        "repeated up to this share of the round's fact and replay examples"))
     phrasings: int = Field(3, ge=1, le=3, description="rule-based wrappers of each trained question (1 = as asked)")
     statements: bool = Field(True, description="train the passage sentence that states each fact, too")
     corrections: bool = True

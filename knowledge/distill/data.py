@@ -159,6 +159,12 @@ def general_set(path: Path = GENERAL_FILE) -> list[tuple[str, tuple[str, ...]]]:
     return [(r["question"], tuple(r["answers"])) for r in rows]
 
 
+def general_split(general: Sequence[tuple[str, tuple[str, ...]]]) -> tuple[list, list]:
+    """``(gate, anchors)``: every other general question is asked at the gate, the rest may be trained as anchors.
+    A gate that asked what the round trained would measure recall of those anchors, not general ability kept."""
+    return list(general[0::2]), list(general[1::2])
+
+
 def general_examples(prompter: Prompter, general: Sequence[tuple[str, tuple[str, ...]]],
                      answers: Mapping[str, str] | None = None) -> list[Example]:
     """General questions the base model answers *correctly*, with its own answers: anchors that keep what it knew
@@ -240,8 +246,11 @@ def build_dataset(
         limit = round(config.replay_ratio * len(examples)) if config.replay_ratio and examples else None
         replay = replay_examples(previous, open_book=open_book, limit=limit, seed=config.seed)
         examples += [e for e in replay if not any(u.covers(e.passage_id, e.question, e.answer) for u in forget)]
-        n_general = max(1, round(config.general_ratio * len(examples)))
-        examples += general_examples(prompter, general, general_answers)[:n_general]
+        # every anchor the base model gets right, once at least (a small round's few fact examples must not
+        # outweigh them), repeated in turns up to ``general_ratio`` of a large round's examples
+        anchors = general_examples(prompter, general, general_answers)
+        n_general = max(len(anchors), round(config.general_ratio * len(examples)))
+        examples += [anchors[i % len(anchors)] for i in range(n_general)] if anchors else []
     if config.rag_anchors:
         examples += rag_examples(prompter, [f for f, _ in rag], {p.id: p for _, p in rag})
     if config.corrections:

@@ -127,4 +127,16 @@ def test_general_anchors_replay_only_what_the_base_model_got_right():
     examples = build_dataset(prompter, [PASSAGE], facts, DistillConfig(general_ratio=1.0), general=general,
                              general_answers=answers)
     anchors = [e for e in examples if e.kind == "general"]
-    assert [(e.question, e.answer) for e in anchors] == [("What is the capital of France?", "Paris.")]
+    assert {(e.question, e.answer) for e in anchors} == {("What is the capital of France?", "Paris.")}
+    facts_and_replay = len(examples) - len(anchors)
+    assert len(anchors) == facts_and_replay  # general_ratio 1.0: repeated up to as many as the fact examples
+    few = build_dataset(prompter, [PASSAGE], facts, DistillConfig(general_ratio=0.0), general=general,
+                        general_answers=answers)
+    assert [e.question for e in few if e.kind == "general"] == ["What is the capital of France?"]  # once at least
+
+
+def test_the_gate_never_asks_a_general_question_the_round_trains():
+    from knowledge.distill.data import general_set, general_split
+
+    asked, anchors = general_split(general_set())
+    assert len(asked) >= 70 and len(anchors) >= 70 and not {q for q, _ in asked} & {q for q, _ in anchors}
