@@ -90,8 +90,10 @@ def score(preds: list[str], rows: list[Item], bank: list[Fact] = ()) -> dict[str
     hit = [gold_correct(p, f) for p, (_, f) in zip(preds, rows, strict=True)]
     em = [normalise(p).rstrip(" .") == normalise(f.answer) for p, (_, f) in zip(preds, rows, strict=True)]
     lent = [lent_value(p, f, bank) for p, (_, f) in zip(preds, rows, strict=True)] if bank else []
+    # a few lent answers, as asked and answered: what a look-alike question got instead of "I do not know."
+    seen = [{"question": q, "answer": p} for p, (q, _), x in zip(preds, rows, lent, strict=False) if x][:5]
     return {"contains": sum(hit) / len(hit), "em": sum(em) / len(em), "n": len(hit)} | (
-        {"lent": sum(lent)} if bank else {})
+        {"lent": sum(lent), "lent_examples": seen} if bank else {})
 
 
 def measure(qa: QAPipeline, gen: HFGenerator, sets: dict[str, list[Item]], per_fact: dict[str, int],
@@ -107,6 +109,22 @@ def measure(qa: QAPipeline, gen: HFGenerator, sets: dict[str, list[Item]], per_f
         first = rows[:: per_fact[name]]
         opened = [qa.builder.build(q, qa.retriever.retrieve(q, None, None)).text for q, _ in first]
         out[f"open_{name}"] = score(answer(gen, opened), first, bank)
+    return out
+
+
+def served_closed(pipe: QAPipeline, sets: dict[str, list[Item]], bank: list[Fact]) -> dict[str, Any]:
+    """Closed-book scores as the product serves them (``QAPipeline.closed_model``: a question about a subject the
+    adapter never learnt goes to the base model), with how many questions the adapter answered."""
+    out = {}
+    for name, rows in sets.items():
+        chosen = [pipe.closed_model(q) for q, _ in rows]
+        preds = [""] * len(rows)
+        for model in {id(m): m for m in chosen}.values():
+            idx = [i for i, m in enumerate(chosen) if m is model]
+            for i, a in zip(idx, answer(model, [pipe.builder.build_closed_book(rows[i][0]).text for i in idx])):
+                preds[i] = a
+        out[f"closed_{name}"] = score(preds, rows, bank) | {"to_adapter": sum(m is pipe.closed_generator
+                                                                              for m in chosen)}
     return out
 
 
@@ -354,11 +372,17 @@ def main() -> None:
             lend = {k: sets[k] for k in ("asked", "other")}
             result["closed_before"] = measure(qa, served, lend, per_fact, open_book=False, bank=facts)
             result["closed_after"] = measure(qa, adapted, lend, per_fact, open_book=False, bank=facts)
+            del adapted
+            # the same questions through the product's closed-book path (generation.adapter_subjects)
+            product = QAPipeline.from_config(settings, adapter=str(work / "kb" / "adapters" / report.adapter))
+            result["closed_served"] = served_closed(product, lend, facts)
+            product.close()
         result["total_s"] = round(time.perf_counter() - t_start, 1)
         Path(args.out).write_text(json.dumps(result, indent=2, default=str))
         print(json.dumps({"promoted": report.promoted, "reason": report.reason, "facts": report.metrics.get("facts"),
                           "precision": result.get("taught", {}).get("precision"), **cost,
-                          "closed_after": result.get("closed_after")}, indent=1))
+                          "closed_after": result.get("closed_after"),
+                          "closed_served": result.get("closed_served")}, indent=1))
         return
     if args.before_from:  # the base model on the same seeded KB and sets: deterministic, so an earlier run's figures
         earlier = json.loads(Path(args.before_from).read_text())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -61,13 +62,18 @@ class QAPipeline:
         self.embedder = embedder
         self.generator = generator  # answers prompts that hold passages
         self.closed_generator = closed_generator or generator  # answers closed-book (the distilled adapter's path)
-        self.retriever = HybridRetriever(settings.retrieval, embedder, kb.vectors, kb.bm25, kb.store)
         self.builder = PromptBuilder(settings.prompt, generator, settings.generation.max_new_tokens)
         self.log = RetrievalLog(kb.store, settings.log)
         # coverage weighs question words by the KB's BM25 IDF: "Does X improve Y?" needs X and Y more than "improve"
         self.grounder = Grounder(settings.answer, embedder, idf=lambda word: self.kb.bm25.idf(word))
         self._checked = False
         self._root: str | None = None
+        self._learnt_cache: tuple[str, list[str] | None] | None = None
+
+    @cached_property
+    def retriever(self) -> HybridRetriever:
+        """Built at the first retrieval (it loads the index): a closed-book ask needs none."""
+        return HybridRetriever(self.settings.retrieval, self.embedder, self.kb.vectors, self.kb.bm25, self.kb.store)
 
     @classmethod
     def from_config(cls, settings: Settings | None = None, kb: str | Path | None = None, adapter: str | None = None,
@@ -178,12 +184,51 @@ class QAPipeline:
         spans = key_spans(text, question)
         return text if supported(spans, top.passage.text) and fits_kind(spans, text, question) else None
 
+    def closed_model(self, question: str) -> Generator:
+        """The model that answers ``question`` closed-book: the adapter, unless ``generation.adapter_subjects`` holds
+        and the question names a subject (a name, number or date) that no passage the adapter learnt meets; then the
+        base model, which never states the adapter's facts.
+
+        A 135M adapter that learnt "Ana Vel won the Halvard Prize" answers "the Halvard Prize" to "Which prize did
+        Bo Kran win?" too (the look-alike bench: 159 to 195 of 620 closed-book questions about authors it was never
+        taught, the base model 0). The teacher's own test of a passage against a question
+        (``knowledge.distill.verify.unmet``) tells whether the adapter learnt anything about that subject.
+        """
+        if not self.settings.generation.adapter_subjects or self.closed_generator is self.generator:
+            return self.closed_generator
+        learnt = self._learnt()
+        if learnt is None:
+            return self.closed_generator
+        from knowledge.distill.verify import constraints, unmet
+
+        found = constraints(question)
+        if not (found["names"] or found["titles"] or found["numbers"] or found["dates"]):
+            return self.closed_generator  # about no subject in particular: general ability, which the gate measured
+        return self.closed_generator if any(not unmet(question, text) for text in learnt) else self.generator
+
+    def _learnt(self) -> list[str] | None:
+        """What the closed-book adapter learnt: its passages' titles and texts (None: no manifest, no guard)."""
+        path = getattr(self.closed_generator, "adapter_path", None)
+        if not path:
+            return None
+        if self._learnt_cache is None or self._learnt_cache[0] != path:
+            from knowledge.distill.adapters import learnt_passages
+            from knowledge.distill.teach import haystack
+
+            ids = learnt_passages(path)
+            found = self.kb.store.get_passages(ids) if ids else {}
+            # none of them in this KB (an adapter trained on another one): nothing to judge questions by
+            texts = [haystack(p) for p in found.values()] if found else None
+            self._learnt_cache = (path, texts)
+        return self._learnt_cache[1]
+
     def _stream(self, prompt: Prompt, question: str, hits: Sequence[Hit], path: str, log: bool,
                 timings: dict[str, float], t0: float, text: str | None = None, *, style: str | None = None,
                 max_sentences: int | None = None, query: str | None = None,
                 evidence: Evidence | None = None) -> AnswerStream:
         first: list[float] = []
-        generator = self.closed_generator if path == "closed" else self.generator
+        generator = self.generator if path != "closed" else (
+            self.closed_generator if text is not None else self.closed_model(question))
         attempt = Attempt(self.settings.answer, self.grounder if prompt.context else None, generator, prompt,
                           query or question, style=style, max_sentences=max_sentences, label=self._label, text=text,
                           evidence=evidence)

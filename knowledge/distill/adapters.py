@@ -187,6 +187,17 @@ class AdapterRegistry:
         return previous
 
 
+def learnt_passages(folder: str | Path) -> list[str] | None:
+    """The passage ids the adapter in ``folder`` learnt (its manifest's ``passages``, earlier rounds' included);
+    None when it has no readable manifest (an adapter trained elsewhere)."""
+    try:
+        manifest = json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    passages = manifest.get("passages") if isinstance(manifest, dict) else None
+    return [str(p) for p in passages] if isinstance(passages, (dict, list)) else None
+
+
 def _gguf_copy(folder: Path, manifest: dict[str, Any]) -> None:
     """Convert the adapter to a GGUF LoRA now, for the llama.cpp backend (which otherwise converts at first load)."""
     from rag.errors import ModelLoadError

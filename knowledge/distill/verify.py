@@ -137,7 +137,9 @@ def _says(sentence: str, topic: set[str], spans: Sequence[str], named: set[str])
 
 
 def constraints(question: str, rare: Callable[[str], bool] | None = None) -> dict[str, list]:
-    """What ``question`` says about its subject: ``names``, ``numbers`` (outside dates), ``dates``, ``words``."""
+    """What ``question`` says about its subject: ``names``, quoted ``titles`` (met only word for word), ``numbers``
+    (outside dates), ``dates``, ``words``."""
+    titles = _DOUBLE_QUOTED.findall(question)
     mentions = date_mentions(question)
     for written, _ in mentions:  # a date's day and year are the date's, not numbers or words of their own
         question = question.replace(written, " ")
@@ -149,7 +151,7 @@ def constraints(question: str, rare: Callable[[str], bool] | None = None) -> dic
     nums = numbers(question)
     words = [w for w in content_words(question) if rare is not None and not w.isdigit() and rare(w)
              and not any(w in normalise(n).split() for n in out_names)]
-    return {"names": out_names, "numbers": nums, "dates": mentions, "words": words}
+    return {"names": out_names, "titles": titles, "numbers": nums, "dates": mentions, "words": words}
 
 
 def unstated_dates(answer: str, passage: str) -> list[str]:
@@ -170,6 +172,7 @@ def unmet(question: str, passage: str, rare: Callable[[str], bool] | None = None
     stems = {w[:STEM] for w in have}
     passage_dates = dates(passage)
     missing = [n for n in found["names"] if not all(w in have for w in normalise(n).split())]
+    missing += [t for t in found["titles"] if not contains(passage, t)]  # "The Amber Quarry" is no "Amber Lantern"
     missing += [n for n in found["numbers"] if not contains(passage, n)]
     missing += [written for written, d in found["dates"] if not any(same_date(d, p) for p in passage_dates)]
     missing += [w for w in found["words"] if w[:STEM] not in stems]

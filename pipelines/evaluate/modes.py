@@ -83,18 +83,23 @@ def _hits(pipe: EvalPipeline, queries: Sequence[EvalQuery], mode: str) -> list[l
     return [_oracle_hits(q) for q in queries]
 
 
-def answering_generator(pipe: EvalPipeline, mode: str) -> Any:
+def answering_generator(pipe: EvalPipeline, mode: str, question: str = "") -> Any:
     """The generator the product answers ``mode`` with: closed-book prompts go to ``closed_generator`` (the adapter
-    under ``adapter_scope = "closed"``, where ``generator`` is the base model), prompts with passages to
+    under ``adapter_scope = "closed"``, where ``generator`` is the base model) or, for a question about a subject
+    the adapter never learnt, where the product sends it (``QAPipeline.closed_model``); prompts with passages to
     ``generator``."""
-    return getattr(pipe, "closed_generator", pipe.generator) if mode == "closed" else pipe.generator
+    if mode != "closed":
+        return pipe.generator
+    if hasattr(pipe, "closed_model"):
+        return pipe.closed_model(question)
+    return getattr(pipe, "closed_generator", pipe.generator)
 
 
 def _answer_one(pipe: EvalPipeline, query: EvalQuery, hits: list[Hit], mode: str, scoring: str) -> dict[str, Any]:
     """One answer the way the product makes it (answer style, support check, abstention), or a label choice."""
     question = query.question + (LABEL_SUFFIX if query.label else "")
     prompt = pipe.builder.build_closed_book(question) if mode == "closed" else pipe.builder.build(question, hits)
-    generator = answering_generator(pipe, mode)
+    generator = answering_generator(pipe, mode, query.question)
     if query.label and scoring == "choice":
         text, scores = generator.choose(prompt.text, list(LABELS))
         return {"prompt": prompt, "answer": text, "choice_scores": scores, "method": "choice", "outcome": None}

@@ -44,6 +44,14 @@ def test_a_sibling_biography_does_not_meet_the_questions_constraints():
     assert unmet("Who is the astronomy author born in Tormiran?", BILAL) == []  # without IDF, words are no constraint
 
 
+def test_a_quoted_title_is_met_only_word_for_word():
+    # every word of "The Iron Kiln" is in Bilal's biography ("The Iron Loom" is Anaya's, "The Paper Kiln" his)
+    both = ANAYA + " " + BILAL
+    assert "The Iron Kiln" in unmet('Who wrote the book "The Iron Kiln"?', both)
+    assert unmet('Who wrote the book "The Paper Kiln"?', BILAL) == []
+    assert "The Paper Kiln" in unmet('Who wrote the book "The Paper Kiln"?', ANAYA)
+
+
 @pytest.mark.parametrize("question, kind", [
     ("What is the full name of the geology author born in Tormiran on 06/30/1975?", "person"),
     ("Who wrote the book \"The Iron Loom\"?", "person"),

@@ -187,6 +187,28 @@ def test_maybe_schedule_starts_one_background_round_only_when_due(tmp_path, monk
 
 @pytest.mark.slow
 @pytest.mark.integration
+def test_closed_book_the_adapter_answers_only_about_subjects_it_learnt(kb_root, first, generator, embedder):
+    """The adapter learnt the kiln and the bridge, not the lake: a closed-book question about another bridge or
+    about the lake is the base model's to answer (a 135M adapter would lend it the Orlen bridge's length)."""
+    from pipelines.qa import QAPipeline
+
+    adapted = HFGenerator(generator.config, adapter=str(kb_root / "adapters" / first.adapter))
+    settings = _settings(kb_root, **{"log.enabled": False})
+    with KnowledgeBase.open(kb_root) as kb:
+        pipe = QAPipeline(settings, kb, embedder, generator, adapted)
+        learnt = pipe.ask("How long is the Orlen bridge?", retrieval=False, log=False, style="generative")
+        assert learnt.adapter == first.adapter and learnt.path == "closed"
+        for question in ("How long is the Kesra bridge?", "How deep is Lake Tarvo?"):
+            answer = pipe.ask(question, retrieval=False, log=False, style="generative")
+            assert answer.adapter is None, question
+            assert "412" not in answer.text
+        assert pipe.closed_model("How long is a bridge, usually?") is adapted  # no subject named: general ability
+        pipe.settings = settings.override({"generation.adapter_subjects": False})
+        assert pipe.closed_model("How long is the Kesra bridge?") is adapted
+
+
+@pytest.mark.slow
+@pytest.mark.integration
 def test_rag_eval_measures_the_promoted_adapter_closed_book(kb_root, first, generator, sample_kb, tmp_path):
     """``rag eval --adapter`` answers closed-book with the adapter (under the default adapter_scope "closed" the
     pipeline's ``generator`` is the base model) and gives the figure one gets by asking the adapter directly."""
