@@ -199,12 +199,12 @@ class QAPipeline:
         learnt = self._learnt()
         if learnt is None:
             return self.closed_generator
-        from knowledge.distill.verify import constraints, unmet
+        from knowledge.distill.verify import constraints, missing
 
         found = constraints(question)
         if not (found["names"] or found["titles"] or found["numbers"] or found["dates"]):
             return self.closed_generator  # about no subject in particular: general ability, which the gate measured
-        return self.closed_generator if any(not unmet(question, text) for text in learnt) else self.generator
+        return self.closed_generator if any(not missing(found, text) for text in learnt) else self.generator
 
     def _learnt(self) -> list[str] | None:
         """What the closed-book adapter learnt: its passages' titles and texts (None: no manifest, no guard)."""

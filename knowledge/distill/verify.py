@@ -167,16 +167,20 @@ def unstated_dates(answer: str, passage: str) -> list[str]:
 
 def unmet(question: str, passage: str, rare: Callable[[str], bool] | None = None) -> list[str]:
     """The constraints of ``question`` that ``passage`` does not meet (empty: it may answer the question)."""
-    found = constraints(question, rare)
+    return missing(constraints(question, rare), passage)
+
+
+def missing(found: dict[str, list], passage: str) -> list[str]:
+    """The ``constraints`` of a question, ``found`` once, that ``passage`` does not meet (to test many passages)."""
     have = set(normalise(passage).split())
     stems = {w[:STEM] for w in have}
     passage_dates = dates(passage)
-    missing = [n for n in found["names"] if not all(w in have for w in normalise(n).split())]
-    missing += [t for t in found["titles"] if not contains(passage, t)]  # "The Amber Quarry" is no "Amber Lantern"
-    missing += [n for n in found["numbers"] if not contains(passage, n)]
-    missing += [written for written, d in found["dates"] if not any(same_date(d, p) for p in passage_dates)]
-    missing += [w for w in found["words"] if w[:STEM] not in stems]
-    return missing
+    out = [n for n in found["names"] if not all(w in have for w in normalise(n).split())]
+    out += [t for t in found["titles"] if not contains(passage, t)]  # "The Amber Quarry" is no "Amber Lantern"
+    out += [n for n in found["numbers"] if not contains(passage, n)]
+    out += [written for written, d in found["dates"] if not any(same_date(d, p) for p in passage_dates)]
+    out += [w for w in found["words"] if w[:STEM] not in stems]
+    return out
 
 
 def _name_words(name: str) -> list[str]:
