@@ -228,7 +228,8 @@ class DistillRound:
         registry.save_answers(tmp, key, {it.prompt: a for it, a in zip(items, replies, strict=True)
                                          if it.group in ("general", "heldout", "retained", "corrected")})
         results = gate.compare(items, before, after)
-        promote, reason = gate.decide(results, cfg, rag_served=self._rag_served)
+        promote, reason = gate.decide(results, cfg, rag_served=self._rag_served,
+                                       guarded=self.settings.generation.adapter_subjects)
         confidence = gate.confidence(items, after)
         kept = {pid: c for pid, c in registry.covered().items() if pid not in plan.wrong} if parent and cfg.replay else {}
         covered = {**kept, **confidence}

@@ -21,7 +21,7 @@ from rag.grounding.cite import passage_label
 from rag.embedding.embed import SentenceTransformerEmbedder
 from rag.errors import ContextOverflowError, EmptyKnowledgeBaseError, IndexMismatchError
 from rag.generation.backends import make_generator
-from rag.grounding.ground import Evidence, Grounder
+from rag.grounding.ground import Evidence, Grounder, cut_answer
 from rag.prompt import Prompt, PromptBuilder
 from rag.retrieve import HybridRetriever
 from rag.grounding.sentences import excerpts
@@ -184,6 +184,41 @@ class QAPipeline:
         spans = key_spans(text, question)
         return text if supported(spans, top.passage.text) and fits_kind(spans, text, question) else None
 
+    def closed_answer(self, question: str) -> tuple[Generator, str | None]:
+        """The closed-book answer the product serves: the model that answers and, when the adapter answered about a
+        subject it learnt, its answer (None: the model writes it, streamed).
+
+        The adapter's answer stands only when ``vouched``: what it states is in a passage it learnt about that
+        subject. Else the base model answers, which never states the adapter's facts (``closed_model``,
+        ``vouched``; ``rag eval --adapter`` and ``bench/distill.py`` go through the same two).
+        """
+        model = self.closed_model(question)
+        if model is self.generator or self._learnt() is None or _subject(question) is None or \
+                not self.settings.generation.adapter_subjects:
+            return model, None  # nothing to vouch for: streamed as it is written
+        # the answer as shown: its first sentences (``answer.max_sentences``), which a short budget holds
+        text, _ = cut_answer(model.generate(self.builder.build_closed_book(question).text,
+                                            max_new_tokens=min(64, self.settings.generation.max_new_tokens)),
+                             self.settings.answer.max_sentences, final=True)
+        return (model, text) if self.vouched(question, text) else (self.generator, None)
+
+    def vouched(self, question: str, answer: str) -> bool:
+        """True unless ``question`` names a subject and ``answer`` states something (its key spans) that no passage
+        the adapter learnt about that subject holds.
+
+        A 135M adapter taught two look-alike facts ("the author born in Rekullo on 3 May 1970 won the Golden Anchor",
+        "... on 9 June 1972, the Golden Key") swaps them: the look-alike bench lent 3 of 30 asked questions (10 of 60
+        at 20 facts) another author's award or title. The passage the question is about tells which answer is its.
+        """
+        learnt, found = self._learnt(), _subject(question)
+        if learnt is None or found is None:
+            return True
+        from knowledge.distill.facts import key_spans, supported
+        from knowledge.distill.verify import missing
+
+        spans = key_spans(cut_answer(answer, self.settings.answer.max_sentences, final=True)[0], question)
+        return not spans or any(supported(spans, text) for text in learnt if not missing(found, text))
+
     def closed_model(self, question: str) -> Generator:
         """The model that answers ``question`` closed-book: the adapter, unless ``generation.adapter_subjects`` holds
         and the question names a subject (a name, number or date) that no passage the adapter learnt meets; then the
@@ -196,14 +231,11 @@ class QAPipeline:
         """
         if not self.settings.generation.adapter_subjects or self.closed_generator is self.generator:
             return self.closed_generator
-        learnt = self._learnt()
-        if learnt is None:
+        learnt, found = self._learnt(), _subject(question)
+        if learnt is None or found is None:  # about no subject in particular: general ability, which the gate measured
             return self.closed_generator
-        from knowledge.distill.verify import constraints, missing
+        from knowledge.distill.verify import missing
 
-        found = constraints(question)
-        if not (found["names"] or found["titles"] or found["numbers"] or found["dates"]):
-            return self.closed_generator  # about no subject in particular: general ability, which the gate measured
         return self.closed_generator if any(not missing(found, text) for text in learnt) else self.generator
 
     def _learnt(self) -> list[str] | None:
@@ -227,8 +259,11 @@ class QAPipeline:
                 max_sentences: int | None = None, query: str | None = None,
                 evidence: Evidence | None = None) -> AnswerStream:
         first: list[float] = []
-        generator = self.generator if path != "closed" else (
-            self.closed_generator if text is not None else self.closed_model(question))
+        generator = self.generator
+        if path == "closed" and text is not None:
+            generator = self.closed_generator  # routed: verified against the retrieved passage already
+        elif path == "closed":
+            generator, text = self.closed_answer(question)
         attempt = Attempt(self.settings.answer, self.grounder if prompt.context else None, generator, prompt,
                           query or question, style=style, max_sentences=max_sentences, label=self._label, text=text,
                           evidence=evidence)
@@ -359,6 +394,15 @@ class QAPipeline:
         if self._root is None:
             self._root = self.kb.store.source_root() or ""
         return passage_label(passage, self._root or None)
+
+
+def _subject(question: str) -> dict[str, list] | None:
+    """What ``question`` names its subject by (``knowledge.distill.verify.constraints``), or None when it names none
+    (no name, quoted title, number or date)."""
+    from knowledge.distill.verify import constraints
+
+    found = constraints(question)
+    return found if found["names"] or found["titles"] or found["numbers"] or found["dates"] else None
 
 
 def _clean_question(question: str) -> str:

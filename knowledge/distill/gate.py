@@ -108,12 +108,18 @@ def compare(items: Sequence[GateItem], before: Sequence[bool], after: Sequence[b
     return out
 
 
-def decide(results: Mapping[str, GroupResult], config: DistillConfig, rag_served: bool = True) -> tuple[bool, str]:
+def decide(results: Mapping[str, GroupResult], config: DistillConfig, rag_served: bool = True,
+           guarded: bool = True) -> tuple[bool, str]:
     """``(promote, reason)``: a significant gain of at least ``min_gain``, no net loss of open-book answers beyond
     ``max_regression``, and no significant regression elsewhere.
 
     ``rag_served=False`` (``generation.adapter_scope = "closed"``): the adapter never reads passages, RAG answers
     stay the base model's, so the open-book groups are diagnostics and do not refuse.
+
+    ``guarded=False`` (``generation.adapter_subjects`` off): the adapter answers every closed-book question, so a
+    fact it lends to a look-alike subject reaches users; the ``neighbour`` group then refuses on a net loss beyond
+    ``max_regression`` however few its items (a round has a handful: 3 of 3 lost is p = 0.125). Guarded, a question
+    about a subject the adapter did not learn goes to the base model, and the group refuses on a significant fall.
 
     Example:
         >>> decide({"heldout": GroupResult(12, 0.0, 0.75, 9, 0)}, DistillConfig())
@@ -138,7 +144,8 @@ def decide(results: Mapping[str, GroupResult], config: DistillConfig, rag_served
         if r is None or r.n == 0 or (group in STRICT_GROUPS and not rag_served):
             continue
         p_loss = mcnemar_p(r.lost, r.gained)
-        strict = group in STRICT_GROUPS or group == CORRECTED  # what a person corrected is never given up
+        # what a person corrected is never given up; nor, unguarded, a look-alike subject's answer
+        strict = group in STRICT_GROUPS or group == CORRECTED or (group == NEIGHBOUR and not guarded)
         if -r.delta > config.max_regression and (strict or p_loss <= config.alpha):
             return False, (f"{summary}; but {group} fell {r.before:.3f} -> {r.after:.3f} (-{r.lost}/+{r.gained}, "
                            f"p={p_loss:.3g}) beyond distill.max_regression {config.max_regression}")

@@ -83,30 +83,32 @@ def _hits(pipe: EvalPipeline, queries: Sequence[EvalQuery], mode: str) -> list[l
     return [_oracle_hits(q) for q in queries]
 
 
-def answering_generator(pipe: EvalPipeline, mode: str, question: str = "") -> Any:
-    """The generator the product answers ``mode`` with: closed-book prompts go to ``closed_generator`` (the adapter
-    under ``adapter_scope = "closed"``, where ``generator`` is the base model) or, for a question about a subject
-    the adapter never learnt, where the product sends it (``QAPipeline.closed_model``); prompts with passages to
-    ``generator``."""
+def answering_generator(pipe: EvalPipeline, mode: str, question: str = "") -> tuple[Any, str | None]:
+    """The generator the product answers ``mode`` with, and its answer when the product checked one already.
+
+    Closed-book prompts go to ``closed_generator`` (the adapter under ``adapter_scope = "closed"``, where
+    ``generator`` is the base model), or where the product sends them (``QAPipeline.closed_answer``: the base model
+    for a subject the adapter never learnt, or when its answer is not its learnt passage's); prompts with passages
+    to ``generator``."""
     if mode != "closed":
-        return pipe.generator
-    if hasattr(pipe, "closed_model"):
-        return pipe.closed_model(question)
-    return getattr(pipe, "closed_generator", pipe.generator)
+        return pipe.generator, None
+    if hasattr(pipe, "closed_answer"):
+        return pipe.closed_answer(question)
+    return getattr(pipe, "closed_generator", pipe.generator), None
 
 
 def _answer_one(pipe: EvalPipeline, query: EvalQuery, hits: list[Hit], mode: str, scoring: str) -> dict[str, Any]:
     """One answer the way the product makes it (answer style, support check, abstention), or a label choice."""
     question = query.question + (LABEL_SUFFIX if query.label else "")
     prompt = pipe.builder.build_closed_book(question) if mode == "closed" else pipe.builder.build(question, hits)
-    generator = answering_generator(pipe, mode, query.question)
+    generator, text = answering_generator(pipe, mode, query.question)
     if query.label and scoring == "choice":
         text, scores = generator.choose(prompt.text, list(LABELS))
         return {"prompt": prompt, "answer": text, "choice_scores": scores, "method": "choice", "outcome": None}
     settings = getattr(pipe, "settings", None)
     config = settings.answer if settings is not None else AnswerConfig()
     grounder = None if query.label else getattr(pipe, "grounder", None)  # a yes/no label is not a claim to quote
-    attempt = Attempt(config, grounder, generator, prompt, query.question)
+    attempt = Attempt(config, grounder, generator, prompt, query.question, text=text)
     outcome = attempt.finish("".join(attempt.pieces()))
     return {"prompt": prompt, "answer": outcome.text, "choice_scores": {}, "method": "generate",
             "outcome": outcome, "generated": attempt.generated}

@@ -79,3 +79,17 @@ def test_an_adapter_that_lends_its_fact_to_look_alikes_is_refused():
     refused, reason = gate.decide({"heldout": learnt, gate.NEIGHBOUR: gate.GroupResult(12, 1.0, 0.5, 0, 6)},
                                   DistillConfig())
     assert ok and not refused and "neighbour fell 1.000 -> 0.500" in reason
+
+
+def test_unguarded_a_few_lent_look_alike_answers_refuse_the_round():
+    """With ``generation.adapter_subjects`` off every closed-book question reaches the adapter: 2 of 3 look-alike
+    answers lent refuse the round although 3 items prove nothing significant; guarded, they do not."""
+    from knowledge.config import DistillConfig
+
+    learnt = gate.GroupResult(12, 0.0, 0.75, 9, 0)
+    few = {"heldout": learnt, gate.NEIGHBOUR: gate.GroupResult(3, 1.0, 0.333, 0, 2)}
+    assert gate.decide(few, DistillConfig(), guarded=True)[0]
+    refused, reason = gate.decide(few, DistillConfig(), guarded=False)
+    assert not refused and "neighbour fell" in reason
+    kept = {"heldout": learnt, gate.NEIGHBOUR: gate.GroupResult(3, 1.0, 1.0, 0, 0)}
+    assert gate.decide(kept, DistillConfig(), guarded=False)[0]

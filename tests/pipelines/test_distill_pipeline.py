@@ -203,6 +203,12 @@ def test_closed_book_the_adapter_answers_only_about_subjects_it_learnt(kb_root, 
             assert answer.adapter is None, question
             assert "412" not in answer.text
         assert pipe.closed_model("How long is a bridge, usually?") is adapted  # no subject named: general ability
+        # its answer stands only when the passage it learnt about that subject holds it: the kiln's 1280 lent to
+        # the bridge it also learnt is not vouched for, and that ask is the base model's
+        assert "412" in learnt.text and pipe.vouched("How long is the Orlen bridge?", learnt.text)
+        assert not pipe.vouched("How long is the Orlen bridge?", "The Orlen bridge is 1280 metres long.")
+        assert not pipe.vouched("Who built the Orlen bridge?", "Anna Kestrel built the Orlen bridge.")
+        assert pipe.vouched("How long is a bridge, usually?", "About 1280 metres.")  # no subject: nothing to lend
         pipe.settings = settings.override({"generation.adapter_subjects": False})
         assert pipe.closed_model("How long is the Kesra bridge?") is adapted
 
