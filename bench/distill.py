@@ -132,6 +132,23 @@ def served_closed(pipe: QAPipeline, sets: dict[str, list[Item]], bank: list[Fact
     return out
 
 
+def served_again(work: Path, out: Path, sets: dict[str, list[Item]], bank: list[Fact]) -> None:
+    """``closed_served`` once more, with the code as it is now, on the KB and active adapter an earlier run left
+    in ``work``; the result replaces ``closed_served`` in ``out`` (the earlier figures kept as
+    ``closed_served_before``). The sets must be the same run's: ``out``'s sizes are checked."""
+    result = json.loads(out.read_text())
+    if result["sizes"]["asked"] != len(sets["asked"]) or result["sizes"]["other"] != len(sets["other"]):
+        raise SystemExit(f"--served-from: {out} holds other sets ({result['sizes']})")
+    settings = Settings.model_validate(json.loads((work / "round-settings.json").read_text()))
+    active = json.loads((work / "kb" / "adapters" / "active.json").read_text())["active"]
+    product = QAPipeline.from_config(settings, adapter=str(work / "kb" / "adapters" / active))
+    result["closed_served_before"] = result.get("closed_served")
+    result["closed_served"] = served_closed(product, sets, bank)
+    product.close()
+    out.write_text(json.dumps(result, indent=2, default=str))
+    print(json.dumps(result["closed_served"], indent=1))
+
+
 def pubmedqa(gen: HFGenerator, prompter: Prompter, n: int, seed: int) -> dict[str, float] | None:
     data = SHARED / "pubmedqa"
     if n <= 0 or not (data / "ori_pqal.json").is_file():
@@ -321,6 +338,9 @@ def main() -> None:
     ap.add_argument("--round-only", action="store_true",
                     help="run the round after the traffic and stop: its gate, taught-fact precision, time and memory "
                          "(the rounds-by-size table; no before/after sets, no routing)")
+    ap.add_argument("--served-from", metavar="WORK",
+                    help="with --round-only: re-measure only closed_served on an earlier run's work directory "
+                         "(its KB and active adapter; same seed and sizes) into --out's existing result")
     ap.add_argument("--out", default="bench/results/distill.json")
     args = ap.parse_args()
     if args.open_book_examples:
@@ -340,13 +360,16 @@ def main() -> None:
     split = split_docs([d["name"] for d in docs], facts, args.hot_docs, args.hot_per_doc, args.round2_docs,
                        args.cold_docs, random.Random(args.seed))
     hot, same_doc, other, r2_hot = split["hot"], split["same_doc"], split["other"], split["r2"]
+    per_fact = {"asked": 3, "unseen": 2, "same_doc": 1, "other": 2}
+    sets = {"asked": items(hot, "asked"), "unseen": items(hot, "unseen"), "same_doc": items(same_doc, "asked", 1),
+            "other": items(other, "asked", 2)}
+    if args.served_from:
+        served_again(Path(args.served_from), Path(args.out), {k: sets[k] for k in ("asked", "other")}, facts)
+        return
     work = Path(tempfile.mkdtemp(prefix="distill-bench-"))
     overrides = dict(kv.split("=", 1) for kv in args.set)
     settings = ingest_bank(work, docs, facts, args.distractors, args.seed,
                            {k: json.loads(v) for k, v in overrides.items()})
-    per_fact = {"asked": 3, "unseen": 2, "same_doc": 1, "other": 2}
-    sets = {"asked": items(hot, "asked"), "unseen": items(hot, "unseen"), "same_doc": items(same_doc, "asked", 1),
-            "other": items(other, "asked", 2)}
     base = HFGenerator(settings.generation, adapter="")  # the teacher (the round trains and teaches on transformers)
     # what users get closed-book: the serving backend (llama.cpp when built), as the round's gate measures it
     served = make_generator(settings.generation, adapter="")

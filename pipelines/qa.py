@@ -25,7 +25,7 @@ from rag.grounding.ground import Evidence, Grounder, cut_answer
 from rag.prompt import Prompt, PromptBuilder
 from rag.retrieve import HybridRetriever
 from rag.grounding.sentences import excerpts
-from rag.text import strip_markers
+from rag.text import contains, strip_markers
 from rag.types import Answer, Filters, Generator, Hit, Passage, content_hash
 
 
@@ -172,17 +172,16 @@ class QAPipeline:
         A short closed-book prompt costs a fraction of the RAG prompt's prefill, and checking the answer against
         the retrieved passage keeps routed answers as reliable as the passage itself.
         """
-        from knowledge.distill.facts import key_spans, supported
+        from knowledge.distill.facts import key_spans
         from knowledge.distill.teach import haystack
-        from knowledge.distill.verify import fits_kind, unmet
+        from knowledge.distill.verify import fault, unmet
 
         # the passage must be about what the question asks (not a sibling's), before it can vouch for an answer
         if unmet(question, haystack(top.passage)):
             return None
         text = self.closed_generator.generate(self.builder.build_closed_book(question).text,
                                        max_new_tokens=min(48, self.settings.generation.max_new_tokens))
-        spans = key_spans(text, question)
-        return text if supported(spans, top.passage.text) and fits_kind(spans, text, question) else None
+        return text if fault(question, text, key_spans(text, question), top.passage.text) is None else None
 
     def closed_answer(self, question: str) -> tuple[Generator, str | None]:
         """The closed-book answer the product serves: the model that answers and, when the adapter answered about a
@@ -203,21 +202,30 @@ class QAPipeline:
         return (model, text) if self.vouched(question, text) else (self.generator, None)
 
     def vouched(self, question: str, answer: str) -> bool:
-        """True unless ``question`` names a subject and ``answer`` states something (its key spans) that no passage
-        the adapter learnt about that subject holds.
+        """False when ``question`` names a subject and ``answer`` (as shown: its first ``answer.max_sentences``
+        sentences) states what belongs to another: a name, title or number that no passage the adapter learnt
+        about that subject holds, or a word only another learnt passage holds (``verify.foreign``), or, held by
+        the subject's passage, a parallel clause's answer (``verify.off_topic``: her father's job for her mother's).
 
         A 135M adapter taught two look-alike facts ("the author born in Rekullo on 3 May 1970 won the Golden Anchor",
         "... on 9 June 1972, the Golden Key") swaps them: the look-alike bench lent 3 of 30 asked questions (10 of 60
-        at 20 facts) another author's award or title. The passage the question is about tells which answer is its.
+        at 20 facts) another author's award or title. The passages the question is about tell which answer is its.
+        An answer in the adapter's own words ("writes about geology", "I do not know.") lends nothing and stands.
         """
         learnt, found = self._learnt(), _subject(question)
         if learnt is None or found is None:
             return True
-        from knowledge.distill.facts import key_spans, supported
-        from knowledge.distill.verify import missing
+        from knowledge.distill.facts import key_spans
+        from knowledge.distill.verify import foreign, missing, off_topic
 
-        spans = key_spans(cut_answer(answer, self.settings.answer.max_sentences, final=True)[0], question)
-        return not spans or any(supported(spans, text) for text in learnt if not missing(found, text))
+        shown = cut_answer(answer, self.settings.answer.max_sentences, final=True)[0]
+        spans = key_spans(shown, question)
+        own = [text for text in learnt if not missing(found, text)]
+        if foreign(shown, spans, own, [text for text in learnt if text not in own], self.kb.bm25.rare_word):
+            return False
+        held = [span for span in spans if any(contains(text, span) for text in own)]
+        return not held or any(not off_topic(question, held, text) for text in own
+                               if all(contains(text, span) for span in held))
 
     def closed_model(self, question: str) -> Generator:
         """The model that answers ``question`` closed-book: the adapter, unless ``generation.adapter_subjects`` holds

@@ -113,8 +113,9 @@ class GenerationConfig(Section):
                               "auto); prompts holding passages go to the base model. 'all' = it serves every prompt")
     adapter_subjects: bool = Field(
         True, description="closed-book, the adapter answers a question that names a subject (a name, number or date) "
-                          "only when a passage it learnt meets those constraints; other such questions go to the base "
-                          "model, which never states the adapter's facts (adapter_scope 'closed' only)")
+                          "only when a passage it learnt meets those constraints, and its answer stands only when it "
+                          "states nothing that belongs to another subject; else the base model answers, which never "
+                          "states the adapter's facts (adapter_scope 'closed' only)")
     backend: Literal["auto", "transformers", "llamacpp", "openai"] = Field(
         "auto", description="who generates: transformers (reference), llama.cpp in process, an OpenAI server; "
                                     "auto = llama.cpp when llama-cpp-python is installed, else transformers")

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from knowledge.distill.data import TEACHER_TOKENS, Prompter, sentences
 from knowledge.distill.facts import Fact, Unlearn, clean_answer, is_correct, key_spans, sentence_with, supported
-from knowledge.distill.verify import fits_kind, off_topic, unmet, unstated_dates
+from knowledge.distill.verify import fault, unmet
 from rag.text import contains, content_words
 from rag.types import Passage
 
@@ -43,12 +43,9 @@ def teach(prompter: Prompter, passages: Sequence[Passage], questions: Mapping[st
     for (p, q), raw in zip(pairs, answers, strict=True):
         answer = clean_answer(raw)
         spans = key_spans(answer, q)
-        if _reject(count, "unsupported", not (answer and supported(spans, haystack(p)))
-                   or bool(unstated_dates(answer, haystack(p)))):
-            continue
-        if _reject(count, "answer type", not fits_kind(spans, answer, q)):
-            continue
-        if _reject(count, "off topic", off_topic(q, spans, p.text)):
+        why = fault(q, answer, spans, haystack(p), p.text)
+        if why is not None:
+            _reject(count, why, True)
             continue
         if _reject(count, "marked wrong", any(u.covers(p.id, q, answer) for u in unlearn)):
             continue

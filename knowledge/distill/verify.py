@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from knowledge.distill.facts import surface
+from knowledge.distill.facts import supported, surface
 from rag.text import (GENERIC_NAMES, MONTH_WORDS, STEM, STOP, contains, content_words, date_mentions, dates, names,
                       normalise, numbers, same_date, split_sentences)
 
@@ -152,6 +152,47 @@ def constraints(question: str, rare: Callable[[str], bool] | None = None) -> dic
     words = [w for w in content_words(question) if rare is not None and not w.isdigit() and rare(w)
              and not any(w in normalise(n).split() for n in out_names)]
     return {"names": out_names, "titles": titles, "numbers": nums, "dates": mentions, "words": words}
+
+
+def fault(question: str, answer: str, spans: Sequence[str], passage: str, text: str | None = None) -> str | None:
+    """Why ``answer`` (its key ``spans``) does not answer ``question`` from ``passage`` (title and text), or None.
+
+    ``unsupported``: a span, or a date it states, is not in the passage; ``answer type``: not the kind asked for;
+    ``off topic``: the sentence holding it says something else (its father's job for her mother's), judged on
+    ``text`` (the passage's body; default ``passage``). The teacher's test of its own answer, and the router's and
+    the closed-book guard's test of the adapter's: a passage the question's constraints already singled out.
+    """
+    if not (answer and supported(spans, passage)) or unstated_dates(answer, passage):
+        return "unsupported"
+    if not fits_kind(spans, answer, question):
+        return "answer type"
+    if off_topic(question, spans, passage if text is None else text):
+        return "off topic"
+    return None
+
+
+def foreign(answer: str, spans: Sequence[str], own: Sequence[str], others: Sequence[str],
+            rare: Callable[[str], bool] | None = None) -> list[str]:
+    """The key ``spans`` of ``answer`` that belong to another subject: not held by the subject's passages (``own``)
+    and either identifying (a name, title or number: capitalised or with a digit) or a ``rare`` word another
+    passage (``others``) holds ("botany", another author's genre). A common word ("writes", "know") is the
+    answer's wording, not something lent.
+
+    Example:
+        >>> foreign("It was Bralo Vokave.", ("Bralo Vokave",), ["Dragra Vokave won the Golden Anchor Award."],
+        ...         ["Bralo Vokave won the Golden Key Award."])
+        ['Bralo Vokave']
+    """
+    out = []
+    for span in spans:
+        if any(contains(text, span) for text in own):
+            continue
+        if surface(span, answer)[:1].isupper() or numbers(span):
+            out.append(span)
+        elif (rare is None or any(rare(w) for w in normalise(span).split())) and \
+                any(contains(text, span) for text in others):
+            out.append(span)
+    return out
 
 
 def unstated_dates(answer: str, passage: str) -> list[str]:
