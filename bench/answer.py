@@ -102,9 +102,12 @@ def make_backend(name: str, cfg: GenerationConfig):  # noqa: ANN201
         return gen, gen.stream
     gen = make_generator(cfg.model_copy(update={"backend": "llamacpp"}))
     if name == "raw-default":
-        from llama_cpp import Llama
+        import llama_cpp
 
-        gen.__dict__["llm"] = Llama(model_path=str(gen.source_gguf), n_ctx=8192, verbose=False)
+        from rag.generation.llamacpp import amx_int8, model_params
+
+        with model_params(llama_cpp, extra_buffers=not amx_int8(llama_cpp)):  # AMX: see model_params
+            gen.__dict__["llm"] = llama_cpp.Llama(model_path=str(gen.source_gguf), n_ctx=8192, verbose=False)
     gen.llm  # noqa: B018
     if name == "llamacpp":
         return gen, gen.stream

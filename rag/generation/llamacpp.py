@@ -11,8 +11,10 @@ packing use llama.cpp's tokenizer. A peft adapter folder is served through its G
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,40 @@ from rag.models import BUNDLED_LLMS, offline_env, resolve_local
 
 OVERRIDES = {"max_new_tokens", "temperature", "top_p", "stop"}
 MAX_CONTEXT = 8192
+_LOADING = threading.Lock()  # one load at a time while the default model parameters are replaced
+
+
+def amx_int8(llama_cpp: Any) -> bool:  # noqa: ANN401 - the llama_cpp module
+    """True when this llama.cpp build runs quantized matrix products on the CPU's AMX tiles (``AMX_INT8 = 1``)."""
+    return b"AMX_INT8 = 1" in llama_cpp.llama_print_system_info()
+
+
+@contextmanager
+def model_params(llama_cpp: Any, extra_buffers: bool) -> Iterator[None]:  # noqa: ANN401 - the llama_cpp module
+    """Models loaded inside use llama.cpp's extra buffer types (weight repacking, AMX) only if ``extra_buffers``.
+
+    On CPUs with AMX (Intel Xeon 4th generation and later, ``GGML_NATIVE`` builds), a Q8_0 or Q4_1 model in the AMX
+    buffer crashes the process at its first product (``ggml_backend_amx_mul_mat``, llama.cpp issue #20824; seen
+    here with llama-cpp-python 0.3.36); F16 and BF16 never use that buffer. ``Llama`` takes no such argument, so
+    its default parameters are replaced while it loads.
+    """
+    low = llama_cpp.llama_cpp
+    default = low.llama_model_default_params
+    if extra_buffers:
+        yield
+        return
+
+    def params() -> Any:  # noqa: ANN401 - llama_model_params
+        out = default()
+        out.use_extra_bufts = False
+        return out
+
+    with _LOADING:
+        low.llama_model_default_params = params
+        try:
+            yield
+        finally:
+            low.llama_model_default_params = default
 
 
 class LlamaCppGenerator:
@@ -65,10 +101,11 @@ class LlamaCppGenerator:
         # decoding one token is memory-bound: extra threads mostly wait at barriers; prefill uses every core
         threads, batch_threads = (cfg.threads, cfg.threads) if cfg.threads else (max(cores // 2, 1), cores)
         try:
-            return llama_cpp.Llama(
-                model_path=str(path), n_ctx=cfg.context_window or MAX_CONTEXT, n_batch=cfg.n_batch,
-                n_ubatch=cfg.n_batch, n_threads=threads, n_threads_batch=batch_threads, seed=cfg.seed,
-                lora_path=lora, verbose=False)
+            with model_params(llama_cpp, extra_buffers=not amx_int8(llama_cpp)):
+                return llama_cpp.Llama(
+                    model_path=str(path), n_ctx=cfg.context_window or MAX_CONTEXT, n_batch=cfg.n_batch,
+                    n_ubatch=cfg.n_batch, n_threads=threads, n_threads_batch=batch_threads, seed=cfg.seed,
+                    lora_path=lora, verbose=False)
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"llama.cpp cannot load {path} (adapter {lora}): {exc}") from exc
 

@@ -131,6 +131,22 @@ def test_retyped_gguf_is_made_once(tmp_path, llama, capsys) -> None:
     assert retyped_gguf(llama.source_gguf, "source", tmp_path) == llama.source_gguf
 
 
+def test_models_load_without_extra_buffers_only_when_asked() -> None:
+    """On AMX CPUs a quantized model in llama.cpp's AMX buffer crashes the process (the Q8_0 and source cases of the
+    prompt-cache test above ran into it); ``model_params`` turns extra buffers off for the load and restores them."""
+    import llama_cpp
+
+    from rag.generation.llamacpp import amx_int8, model_params
+
+    assert amx_int8(llama_cpp) == (b"AMX_INT8 = 1" in llama_cpp.llama_print_system_info())
+    default = llama_cpp.llama_cpp.llama_model_default_params
+    with model_params(llama_cpp, extra_buffers=False):
+        assert llama_cpp.llama_cpp.llama_model_default_params().use_extra_bufts is False
+    with model_params(llama_cpp, extra_buffers=True):
+        assert llama_cpp.llama_cpp.llama_model_default_params().use_extra_bufts is True
+    assert llama_cpp.llama_cpp.llama_model_default_params is default
+
+
 def test_missing_package_is_one_clear_error(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # import now raises ImportError
     with pytest.raises(ModelLoadError, match=r"pip install -e '\.\[llamacpp\]'"):
