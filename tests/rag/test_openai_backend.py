@@ -18,7 +18,10 @@ from pipelines.config import Settings  # noqa: E402
 from rag.generation.backends import make_generator  # noqa: E402
 from rag.config import GenerationConfig  # noqa: E402
 from rag.errors import ModelLoadError  # noqa: E402
+from rag.generation.gguf import retyped_gguf  # noqa: E402
 from rag.models import BUNDLED_LLMS, package_file  # noqa: E402
+
+SERVED_TYPE = "F16"
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -39,7 +42,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """
     port = _free_port()
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
-    gguf = package_file(*BUNDLED_LLMS["HuggingFaceTB/SmolLM2-135M-Instruct"])
+    # F16, the bundled GGUF re-typed once: the shipped Q4_1 in llama.cpp's AMX buffer crashes the server at its
+    # first answer on CPUs with AMX (llama.cpp #20824; the in-process backend loads without that buffer there)
+    config = GenerationConfig()
+    gguf = retyped_gguf(package_file(*BUNDLED_LLMS["HuggingFaceTB/SmolLM2-135M-Instruct"]), SERVED_TYPE,
+                        config.cache_dir, config.threads)
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", MODEL_NAME,
            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--seed", "0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "wb"))  # noqa: SIM115 - closed by exit
@@ -89,7 +96,7 @@ def test_streams_and_matches_the_in_process_backend(client) -> None:
     pieces = list(client.stream(prompt, max_new_tokens=24))
     assert len(pieces) > 3
     assert client.last_stats["total_s"] >= client.last_stats["first_token_s"] > 0
-    local = make_generator(GenerationConfig(backend="llamacpp", gguf_type="source", max_new_tokens=24))
+    local = make_generator(GenerationConfig(backend="llamacpp", gguf_type=SERVED_TYPE, max_new_tokens=24))
     question = [{"role": "user", "content": "Explain photosynthesis in one sentence."}]
     assert "".join(pieces) == local.generate(local.render(question))  # same GGUF, same template, greedy
 
