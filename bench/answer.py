@@ -280,7 +280,9 @@ def report(summary: list[dict], results: list[dict], args: argparse.Namespace) -
         acc_text = f"facts {acc['facts']}, PubMedQA choose {acc['pubmedqa_choose']:.2f} gen {acc['pubmedqa_generate']:.2f}" if acc else ""
         print(f"{s['backend']:<12} {s['gguf_type']:>5} {s['n_batch']:>5} {s['ttft_p50_s']:>9.3f} {s['decode_tok_s_p50']:>12.1f} "
               f"{s['total_p50_s']:>10.3f} {s['completion_tokens_mean']:>6.1f} {ratio:>7.2f}  {acc_text}")
-    out = {"command": " ".join(sys.argv), "settings": {"n": args.n, "tokens": args.tokens,
+    from bench.docs import machine
+
+    out = {"command": " ".join(sys.argv), "machine": machine(), "settings": {"n": args.n, "tokens": args.tokens,
            "max_new_tokens": args.max_new_tokens, "pipeline": args.pipeline}, "summary": summary, "runs": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2), encoding="utf-8")

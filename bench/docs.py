@@ -146,7 +146,7 @@ def main() -> None:
     questions = [json.loads(line) for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()]
     pipes = {name: QAPipeline.from_config(settings.override(parse_sets(sets))) for name, sets in configs}
     first = next(iter(pipes.values()))
-    result: dict[str, Any] = {"command": " ".join(["bench/docs.py", *sys.argv[1:]]), "machine": _machine(),
+    result: dict[str, Any] = {"command": " ".join(["bench/docs.py", *sys.argv[1:]]), "machine": machine(),
                               "configs": {name: parse_sets(sets) for name, sets in configs},
                               "ingest": {"seconds": round(ingest_s, 1), "passages": first.kb.store.counts()["passages"],
                                          "failed": len(report.failed)},
@@ -162,11 +162,13 @@ def main() -> None:
     args.out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def _machine() -> dict[str, str]:
+def machine() -> dict[str, str]:
+    """The CPU, its bf16 and AMX flags, and what llama.cpp reports of it: every timing names its machine."""
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
     flags = Path("/proc/cpuinfo").read_text()
-    out = {"cpu": cpu, "avx512_bf16": str("avx512_bf16" in flags), "python": platform.python_version()}
+    out = {"cpu": cpu, "avx512_bf16": str("avx512_bf16" in flags), "amx_int8": str("amx_int8" in flags),
+           "python": platform.python_version()}
     try:
         import llama_cpp
 
