@@ -375,7 +375,9 @@ def main() -> None:
     served = make_generator(settings.generation, adapter="")
     qa = QAPipeline.from_config(settings, generator=base)
     prompter = Prompter(base, settings.prompt, ANSWER_TOKENS)
-    result: dict[str, Any] = {"seed": args.seed, "settings": overrides, "sizes": {k: len(v) for k, v in sets.items()},
+    from bench.docs import machine
+
+    result: dict[str, Any] = {"machine": machine(), "seed": args.seed, "settings": overrides, "sizes": {k: len(v) for k, v in sets.items()},
                               "hot_facts": len(hot), "docs": len(docs), "distractors": args.distractors,
                               "bank": args.bank, "hot_by_attributes": sum(f.by == "attributes" for f in hot)}
     stage("ingested", clock)

@@ -216,16 +216,19 @@ class QAPipeline:
         if learnt is None or found is None:
             return True
         from knowledge.distill.facts import key_spans
-        from knowledge.distill.verify import foreign, missing, off_topic
+        from knowledge.distill.verify import answer_kind, foreign, missing, off_topic
 
-        shown = cut_answer(answer, self.settings.answer.max_sentences, final=True)[0]
+        shown = cut_answer(answer, self.settings.answer.max_sentences, final=True)[0].rstrip()
+        if shown[-1:].isalnum():  # cut by the token budget: its last word ("born on 14 June 19") claims nothing
+            shown = shown.rsplit(None, 1)[0] if " " in shown else ""
         spans = key_spans(shown, question)
         own = [text for text in learnt if not missing(found, text)]
         if foreign(shown, spans, own, [text for text in learnt if text not in own], self.kb.bm25.rare_word):
             return False
         held = [span for span in spans if any(contains(text, span) for text in own)]
-        return not held or any(not off_topic(question, held, text) for text in own
-                               if all(contains(text, span) for span in held))
+        if not held or answer_kind(question) == "person":  # a person is the passage's subject, not one clause's
+            return True
+        return any(not off_topic(question, held, text) for text in own if all(contains(text, span) for span in held))
 
     def closed_model(self, question: str) -> Generator:
         """The model that answers ``question`` closed-book: the adapter, unless ``generation.adapter_subjects`` holds

@@ -210,6 +210,9 @@ def test_closed_book_the_adapter_answers_only_about_subjects_it_learnt(kb_root, 
         assert not pipe.vouched("Who built the Orlen bridge?", "Anna Kestrel built the Orlen bridge.")
         assert pipe.vouched("How long is a bridge, usually?", "About 1280 metres.")  # no subject: nothing to lend
         assert pipe.vouched("How long is the Orlen bridge?", "I do not know.")  # its own words lend nothing
+        # a word the token budget cut claims nothing ("19" of 1978); a whole wrong year does
+        assert pipe.vouched("How long is the Orlen bridge?", "It is 412 metres long. It opened in 19")
+        assert not pipe.vouched("How long is the Orlen bridge?", "It is 412 metres long. It opened in 1931.")
         pipe.settings = settings.override({"generation.adapter_subjects": False})
         assert pipe.closed_model("How long is the Kesra bridge?") is adapted
 
