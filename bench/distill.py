@@ -113,18 +113,18 @@ def measure(qa: QAPipeline, gen: HFGenerator, sets: dict[str, list[Item]], per_f
 
 
 def served_closed(pipe: QAPipeline, sets: dict[str, list[Item]], bank: list[Fact]) -> dict[str, Any]:
-    """Closed-book scores as the product serves them (``QAPipeline.closed_answer``: a question about a subject the
+    """Closed-book scores as the product serves them (``ClosedBook.answer``: a question about a subject the
     adapter never learnt, or whose adapter answer is not in the passage it learnt about that subject
     (``vouched``), goes to the base model), with how many answers the adapter gave. Batched: the same two checks."""
     out = {}
     for name, rows in sets.items():
         prompts = [pipe.builder.build_closed_book(q).text for q, _ in rows]
-        chosen = [pipe.closed_model(q) for q, _ in rows]
+        chosen = [pipe.closed_book.model(q) for q, _ in rows]
         preds = [""] * len(rows)
         to_adapter = [i for i, m in enumerate(chosen) if m is pipe.closed_generator]
         for i, a in zip(to_adapter, answer(pipe.closed_generator, [prompts[i] for i in to_adapter])):
             preds[i] = a
-        kept = [i for i in to_adapter if pipe.vouched(rows[i][0], preds[i])]
+        kept = [i for i in to_adapter if pipe.closed_book.vouched(rows[i][0], preds[i])]
         rest = [i for i in range(len(rows)) if i not in set(kept)]
         for i, a in zip(rest, answer(pipe.generator, [prompts[i] for i in rest])):
             preds[i] = a

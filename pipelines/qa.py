@@ -15,17 +15,18 @@ from typing import Any
 
 from knowledge.kb import KnowledgeBase, embedding_manifest
 from knowledge.log import RetrievalLog, new_answer_id
+from pipelines.closed_book import ClosedBook
 from pipelines.config import Settings
 from rag.grounding.answering import Attempt, clean_output
 from rag.grounding.cite import passage_label
 from rag.embedding.embed import SentenceTransformerEmbedder
 from rag.errors import ContextOverflowError, EmptyKnowledgeBaseError, IndexMismatchError
 from rag.generation.backends import make_generator
-from rag.grounding.ground import Evidence, Grounder, cut_answer
+from rag.grounding.ground import Evidence, Grounder
 from rag.prompt import Prompt, PromptBuilder
 from rag.retrieve import HybridRetriever
 from rag.grounding.sentences import excerpts
-from rag.text import contains, strip_markers
+from rag.text import strip_markers
 from rag.types import Answer, Filters, Generator, Hit, Passage, content_hash
 
 
@@ -68,7 +69,7 @@ class QAPipeline:
         self.grounder = Grounder(settings.answer, embedder, idf=lambda word: self.kb.bm25.idf(word))
         self._checked = False
         self._root: str | None = None
-        self._learnt_cache: tuple[str, list[str] | None] | None = None
+        self.closed_book = ClosedBook(self)  # closed-book answers: where the adapter answers, which answers stand
 
     @cached_property
     def retriever(self) -> HybridRetriever:
@@ -129,7 +130,7 @@ class QAPipeline:
         hits = self.retriever.retrieve(question, k, filters) if retrieval else []
         t1 = time.perf_counter()
         path = "rag" if retrieval and self._route(hits) == "rag" else "closed"
-        early = self._verified_closed(question, hits[0]) if path == "closed" and hits else None
+        early = self.closed_book.routed(question, hits[0]) if path == "closed" and hits else None
         if path == "closed" and hits and early is None:
             path = "rag"  # auto mode: the adapter's answer did not check out against its passage
         prompt, evidence = self.build_prompt(question, hits) if path == "rag" else (
@@ -165,106 +166,6 @@ class QAPipeline:
                 return "closed"
         return "rag"
 
-    def _verified_closed(self, question: str, top: Hit) -> str | None:
-        """The adapter's closed-book answer when the top passage meets the question's constraints and holds the
-        answer's key spans, of the kind asked for; else None (the ask goes to RAG).
-
-        A short closed-book prompt costs a fraction of the RAG prompt's prefill, and checking the answer against
-        the retrieved passage keeps routed answers as reliable as the passage itself.
-        """
-        from knowledge.distill.facts import key_spans
-        from knowledge.distill.teach import haystack
-        from knowledge.distill.verify import fault, unmet
-
-        # the passage must be about what the question asks (not a sibling's), before it can vouch for an answer
-        if unmet(question, haystack(top.passage)):
-            return None
-        text = self.closed_generator.generate(self.builder.build_closed_book(question).text,
-                                       max_new_tokens=min(48, self.settings.generation.max_new_tokens))
-        return text if fault(question, text, key_spans(text, question), top.passage.text) is None else None
-
-    def closed_answer(self, question: str) -> tuple[Generator, str | None]:
-        """The closed-book answer the product serves: the model that answers and, when the adapter answered about a
-        subject it learnt, its answer (None: the model writes it, streamed).
-
-        The adapter's answer stands only when ``vouched``: what it states is in a passage it learnt about that
-        subject. Else the base model answers, which never states the adapter's facts (``closed_model``,
-        ``vouched``; ``rag eval --adapter`` and ``bench/distill.py`` go through the same two).
-        """
-        model = self.closed_model(question)
-        if model is self.generator or self._learnt() is None or _subject(question) is None or \
-                not self.settings.generation.adapter_subjects:
-            return model, None  # nothing to vouch for: streamed as it is written
-        # the answer as shown: its first sentences (``answer.max_sentences``), which a short budget holds
-        text, _ = cut_answer(model.generate(self.builder.build_closed_book(question).text,
-                                            max_new_tokens=min(64, self.settings.generation.max_new_tokens)),
-                             self.settings.answer.max_sentences, final=True)
-        return (model, text) if self.vouched(question, text) else (self.generator, None)
-
-    def vouched(self, question: str, answer: str) -> bool:
-        """False when ``question`` names a subject and ``answer`` (as shown: its first ``answer.max_sentences``
-        sentences) states what belongs to another: a name, title or number that no passage the adapter learnt
-        about that subject holds, or a word only another learnt passage holds (``verify.foreign``), or, held by
-        the subject's passage, a parallel clause's answer (``verify.off_topic``: her father's job for her mother's).
-
-        A 135M adapter taught two look-alike facts ("the author born in Rekullo on 3 May 1970 won the Golden Anchor",
-        "... on 9 June 1972, the Golden Key") swaps them: the look-alike bench lent 3 of 30 asked questions (10 of 60
-        at 20 facts) another author's award or title. The passages the question is about tell which answer is its.
-        An answer in the adapter's own words ("writes about geology", "I do not know.") lends nothing and stands.
-        """
-        learnt, found = self._learnt(), _subject(question)
-        if learnt is None or found is None:
-            return True
-        from knowledge.distill.facts import key_spans
-        from knowledge.distill.verify import answer_kind, foreign, missing, off_topic
-
-        shown = cut_answer(answer, self.settings.answer.max_sentences, final=True)[0].rstrip()
-        if shown[-1:].isalnum():  # cut by the token budget: its last word ("born on 14 June 19") claims nothing
-            shown = shown.rsplit(None, 1)[0] if " " in shown else ""
-        spans = key_spans(shown, question)
-        own = [text for text in learnt if not missing(found, text)]
-        if foreign(shown, spans, own, [text for text in learnt if text not in own], self.kb.bm25.rare_word):
-            return False
-        held = [span for span in spans if any(contains(text, span) for text in own)]
-        if not held or answer_kind(question) == "person":  # a person is the passage's subject, not one clause's
-            return True
-        return any(not off_topic(question, held, text) for text in own if all(contains(text, span) for span in held))
-
-    def closed_model(self, question: str) -> Generator:
-        """The model that answers ``question`` closed-book: the adapter, unless ``generation.adapter_subjects`` holds
-        and the question names a subject (a name, number or date) that no passage the adapter learnt meets; then the
-        base model, which never states the adapter's facts.
-
-        A 135M adapter that learnt "Ana Vel won the Halvard Prize" answers "the Halvard Prize" to "Which prize did
-        Bo Kran win?" too (the look-alike bench: 159 to 195 of 620 closed-book questions about authors it was never
-        taught, the base model 0). The teacher's own test of a passage against a question
-        (``knowledge.distill.verify.unmet``) tells whether the adapter learnt anything about that subject.
-        """
-        if not self.settings.generation.adapter_subjects or self.closed_generator is self.generator:
-            return self.closed_generator
-        learnt, found = self._learnt(), _subject(question)
-        if learnt is None or found is None:  # about no subject in particular: general ability, which the gate measured
-            return self.closed_generator
-        from knowledge.distill.verify import missing
-
-        return self.closed_generator if any(not missing(found, text) for text in learnt) else self.generator
-
-    def _learnt(self) -> list[str] | None:
-        """What the closed-book adapter learnt: its passages' titles and texts (None: no manifest, no guard)."""
-        path = getattr(self.closed_generator, "adapter_path", None)
-        if not path:
-            return None
-        if self._learnt_cache is None or self._learnt_cache[0] != path:
-            from knowledge.distill.adapters import learnt_passages
-            from knowledge.distill.teach import haystack
-
-            ids = learnt_passages(path)
-            found = self.kb.store.get_passages(ids) if ids else {}
-            # none of them in this KB (an adapter trained on another one): nothing to judge questions by
-            texts = [haystack(p) for p in found.values()] if found else None
-            self._learnt_cache = (path, texts)
-        return self._learnt_cache[1]
-
     def _stream(self, prompt: Prompt, question: str, hits: Sequence[Hit], path: str, log: bool,
                 timings: dict[str, float], t0: float, text: str | None = None, *, style: str | None = None,
                 max_sentences: int | None = None, query: str | None = None,
@@ -274,7 +175,7 @@ class QAPipeline:
         if path == "closed" and text is not None:
             generator = self.closed_generator  # routed: verified against the retrieved passage already
         elif path == "closed":
-            generator, text = self.closed_answer(question)
+            generator, text = self.closed_book.answer(question)
         attempt = Attempt(self.settings.answer, self.grounder if prompt.context else None, generator, prompt,
                           query or question, style=style, max_sentences=max_sentences, label=self._label, text=text,
                           evidence=evidence)
@@ -405,15 +306,6 @@ class QAPipeline:
         if self._root is None:
             self._root = self.kb.store.source_root() or ""
         return passage_label(passage, self._root or None)
-
-
-def _subject(question: str) -> dict[str, list] | None:
-    """What ``question`` names its subject by (``knowledge.distill.verify.constraints``), or None when it names none
-    (no name, quoted title, number or date)."""
-    from knowledge.distill.verify import constraints
-
-    found = constraints(question)
-    return found if found["names"] or found["titles"] or found["numbers"] or found["dates"] else None
 
 
 def _clean_question(question: str) -> str:

@@ -87,13 +87,13 @@ def answering_generator(pipe: EvalPipeline, mode: str, question: str = "") -> tu
     """The generator the product answers ``mode`` with, and its answer when the product checked one already.
 
     Closed-book prompts go to ``closed_generator`` (the adapter under ``adapter_scope = "closed"``, where
-    ``generator`` is the base model), or where the product sends them (``QAPipeline.closed_answer``: the base model
+    ``generator`` is the base model), or where the product sends them (``ClosedBook.answer``: the base model
     for a subject the adapter never learnt, or when its answer is not its learnt passage's); prompts with passages
     to ``generator``."""
     if mode != "closed":
         return pipe.generator, None
-    if hasattr(pipe, "closed_answer"):
-        return pipe.closed_answer(question)
+    if hasattr(pipe, "closed_book"):
+        return pipe.closed_book.answer(question)
     return getattr(pipe, "closed_generator", pipe.generator), None
 
 

@@ -202,19 +202,19 @@ def test_closed_book_the_adapter_answers_only_about_subjects_it_learnt(kb_root, 
             answer = pipe.ask(question, retrieval=False, log=False, style="generative")
             assert answer.adapter is None, question
             assert "412" not in answer.text
-        assert pipe.closed_model("How long is a bridge, usually?") is adapted  # no subject named: general ability
+        assert pipe.closed_book.model("How long is a bridge, usually?") is adapted  # no subject named: general ability
         # its answer stands only when the passage it learnt about that subject holds it: the kiln's 1280 lent to
         # the bridge it also learnt is not vouched for, and that ask is the base model's
-        assert "412" in learnt.text and pipe.vouched("How long is the Orlen bridge?", learnt.text)
-        assert not pipe.vouched("How long is the Orlen bridge?", "The Orlen bridge is 1280 metres long.")
-        assert not pipe.vouched("Who built the Orlen bridge?", "Anna Kestrel built the Orlen bridge.")
-        assert pipe.vouched("How long is a bridge, usually?", "About 1280 metres.")  # no subject: nothing to lend
-        assert pipe.vouched("How long is the Orlen bridge?", "I do not know.")  # its own words lend nothing
+        assert "412" in learnt.text and pipe.closed_book.vouched("How long is the Orlen bridge?", learnt.text)
+        assert not pipe.closed_book.vouched("How long is the Orlen bridge?", "The Orlen bridge is 1280 metres long.")
+        assert not pipe.closed_book.vouched("Who built the Orlen bridge?", "Anna Kestrel built the Orlen bridge.")
+        assert pipe.closed_book.vouched("How long is a bridge, usually?", "About 1280 metres.")  # no subject: nothing to lend
+        assert pipe.closed_book.vouched("How long is the Orlen bridge?", "I do not know.")  # its own words lend nothing
         # a word the token budget cut claims nothing ("19" of 1978); a whole wrong year does
-        assert pipe.vouched("How long is the Orlen bridge?", "It is 412 metres long. It opened in 19")
-        assert not pipe.vouched("How long is the Orlen bridge?", "It is 412 metres long. It opened in 1931.")
+        assert pipe.closed_book.vouched("How long is the Orlen bridge?", "It is 412 metres long. It opened in 19")
+        assert not pipe.closed_book.vouched("How long is the Orlen bridge?", "It is 412 metres long. It opened in 1931.")
         pipe.settings = settings.override({"generation.adapter_subjects": False})
-        assert pipe.closed_model("How long is the Kesra bridge?") is adapted
+        assert pipe.closed_book.model("How long is the Kesra bridge?") is adapted
 
 
 @pytest.mark.slow

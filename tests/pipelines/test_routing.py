@@ -28,9 +28,9 @@ def test_a_closed_book_answer_is_verified_against_a_passage_about_the_question(s
         top = pipe.retriever.retrieve(kiln)[0]
         assert "1,340" in top.passage.text
         pipe.closed_generator = Adapter("The Velmora kiln reaches 1,340 °C.")
-        assert pipe._verified_closed(kiln, top) == "The Velmora kiln reaches 1,340 °C."
+        assert pipe.closed_book.routed(kiln, top) == "The Velmora kiln reaches 1,340 °C."
         # the same passage does not vouch for another kiln's temperature, nor for a name it was not asked for
-        assert pipe._verified_closed("What temperature does the Brannock kiln reach?", top) is None
-        assert pipe._verified_closed("Who built the Velmora kiln?", top) is None
+        assert pipe.closed_book.routed("What temperature does the Brannock kiln reach?", top) is None
+        assert pipe.closed_book.routed("Who built the Velmora kiln?", top) is None
     finally:
         pipe.close()
