@@ -81,6 +81,9 @@ def ingest_bank(work: Path, docs: list[dict], facts: list[Fact], distractors: in
     return settings
 
 
+PER_FACT = {"asked": 3, "unseen": 2, "same_doc": 1, "other": 2}  # phrasings per fact in each set
+
+
 def answer(gen: HFGenerator, prompts: list[str]) -> list[str]:
     return gen.generate_batch(prompts, max_new_tokens=ANSWER_TOKENS)
 
@@ -115,7 +118,8 @@ def measure(qa: QAPipeline, gen: HFGenerator, sets: dict[str, list[Item]], per_f
 def served_closed(pipe: QAPipeline, sets: dict[str, list[Item]], bank: list[Fact]) -> dict[str, Any]:
     """Closed-book scores as the product serves them (``ClosedBook.answer``: a question about a subject the
     adapter never learnt, or whose adapter answer is not in the passage it learnt about that subject
-    (``vouched``), goes to the base model), with how many answers the adapter gave. Batched: the same two checks."""
+    (``vouched``), goes to the base model), with how many answers the adapter gave and how many of them lost a
+    clause that lent (``trimmed``); the answers are scored as shown. Batched: the same two checks."""
     out = {}
     for name, rows in sets.items():
         prompts = [pipe.builder.build_closed_book(q).text for q, _ in rows]
@@ -124,15 +128,21 @@ def served_closed(pipe: QAPipeline, sets: dict[str, list[Item]], bank: list[Fact
         to_adapter = [i for i, m in enumerate(chosen) if m is pipe.closed_generator]
         for i, a in zip(to_adapter, answer(pipe.closed_generator, [prompts[i] for i in to_adapter])):
             preds[i] = a
-        kept = [i for i in to_adapter if pipe.closed_book.vouched(rows[i][0], preds[i])]
+        shown = {i: pipe.closed_book.vouched(rows[i][0], preds[i]) for i in to_adapter}
+        kept = [i for i in to_adapter if shown[i] is not None]
+        trimmed = sum(shown[i] != pipe.closed_book.shown(preds[i]) for i in kept)
+        for i in kept:
+            preds[i] = shown[i]  # as shown: its first sentences, clauses that lend cut
         rest = [i for i in range(len(rows)) if i not in set(kept)]
         for i, a in zip(rest, answer(pipe.generator, [prompts[i] for i in rest])):
             preds[i] = a
-        out[f"closed_{name}"] = score(preds, rows, bank) | {"to_adapter": len(to_adapter), "vouched": len(kept)}
+        out[f"closed_{name}"] = score(preds, rows, bank) | {"to_adapter": len(to_adapter), "vouched": len(kept),
+                                                               "trimmed": trimmed}
     return out
 
 
-def served_again(work: Path, out: Path, sets: dict[str, list[Item]], bank: list[Fact]) -> None:
+def served_again(work: Path, out: Path, sets: dict[str, list[Item]], bank: list[Fact], hot: list[Fact],
+                 cold: list[Fact]) -> None:
     """``closed_served`` once more, with the code as it is now, on the KB and active adapter an earlier run left
     in ``work``; the result replaces ``closed_served`` in ``out`` (the earlier figures kept as
     ``closed_served_before``). The sets must be the same run's: ``out``'s sizes are checked."""
@@ -144,9 +154,37 @@ def served_again(work: Path, out: Path, sets: dict[str, list[Item]], bank: list[
     product = QAPipeline.from_config(settings, adapter=str(work / "kb" / "adapters" / active))
     result["closed_served_before"] = result.get("closed_served")
     result["closed_served"] = served_closed(product, sets, bank)
+    if "open_asked" not in result:  # the base model on the same KB and questions: deterministic, measured once
+        result["open_asked"] = open_asked(product, product.generator, sets["asked"], bank)
+    result["recovery_served"] = served_recovery(result)
+    # typed without capitals (one phrasing per fact): served (the subject then named by the KB's rare words), and
+    # the adapter's raw answers, which is what such questions got when only capitals named a subject
+    lower = {k: [(q.lower(), f) for q, f in rows[:: PER_FACT[k]]] for k, rows in sets.items()}
+    result["lowercase_served"] = served_closed(product, lower, bank)
+    result["lowercase_raw"] = {f"closed_{k}": score(answer(product.closed_generator, [
+        product.builder.build_closed_book(q).text for q, _ in rows]), rows, bank) for k, rows in lower.items()}
     product.close()
+    # ``generation.mode = "auto"`` against "rag" through ``QAPipeline.ask``: routing precision, as served now
+    result["routing"] = routing(settings, work / "kb", str(work / "kb" / "adapters" / active), hot, cold)
     out.write_text(json.dumps(result, indent=2, default=str))
-    print(json.dumps(result["closed_served"], indent=1))
+    print(json.dumps({k: result[k] for k in ("closed_served", "open_asked", "recovery_served", "lowercase_served",
+                                             "lowercase_raw", "routing")}, indent=1))
+
+
+def open_asked(qa: QAPipeline, gen: HFGenerator, rows: list[Item], bank: list[Fact]) -> dict[str, Any]:
+    """Open-book (the pipeline's retrieval and RAG prompt, the base model) on one phrasing per asked fact: what
+    closed-book answers are to recover."""
+    first = rows[:: PER_FACT["asked"]]
+    prompts = [qa.builder.build(q, qa.retriever.retrieve(q, None, None)).text for q, _ in first]
+    return score(answer(gen, prompts), first, bank)
+
+
+def served_recovery(result: dict[str, Any]) -> float | None:
+    """Recovery on the asked questions as served: (served closed-book - base closed-book) / (open-book - base
+    closed-book), against gold; None when open-book is no better than the base model closed-book."""
+    base = result["closed_before"]["closed_asked"]["contains"]
+    gap = result["open_asked"]["contains"] - base
+    return None if gap <= 0 else round((result["closed_served"]["closed_asked"]["contains"] - base) / gap, 3)
 
 
 def pubmedqa(gen: HFGenerator, prompter: Prompter, n: int, seed: int) -> dict[str, float] | None:
@@ -339,7 +377,8 @@ def main() -> None:
                     help="run the round after the traffic and stop: its gate, taught-fact precision, time and memory "
                          "(the rounds-by-size table; no before/after sets, no routing)")
     ap.add_argument("--served-from", metavar="WORK",
-                    help="with --round-only: re-measure only closed_served on an earlier run's work directory "
+                    help="with --round-only: re-measure closed_served, the open-book baseline, served recovery and "
+                         "auto routing on an earlier run's work directory "
                          "(its KB and active adapter; same seed and sizes) into --out's existing result")
     ap.add_argument("--out", default="bench/results/distill.json")
     args = ap.parse_args()
@@ -360,11 +399,12 @@ def main() -> None:
     split = split_docs([d["name"] for d in docs], facts, args.hot_docs, args.hot_per_doc, args.round2_docs,
                        args.cold_docs, random.Random(args.seed))
     hot, same_doc, other, r2_hot = split["hot"], split["same_doc"], split["other"], split["r2"]
-    per_fact = {"asked": 3, "unseen": 2, "same_doc": 1, "other": 2}
+    per_fact = PER_FACT
     sets = {"asked": items(hot, "asked"), "unseen": items(hot, "unseen"), "same_doc": items(same_doc, "asked", 1),
             "other": items(other, "asked", 2)}
     if args.served_from:
-        served_again(Path(args.served_from), Path(args.out), {k: sets[k] for k in ("asked", "other")}, facts)
+        served_again(Path(args.served_from), Path(args.out), {k: sets[k] for k in ("asked", "other")}, facts,
+                     hot, split["cold"])
         return
     work = Path(tempfile.mkdtemp(prefix="distill-bench-"))
     overrides = dict(kv.split("=", 1) for kv in args.set)
@@ -406,12 +446,15 @@ def main() -> None:
             product = QAPipeline.from_config(settings, adapter=str(work / "kb" / "adapters" / report.adapter))
             result["closed_served"] = served_closed(product, lend, facts)
             product.close()
+            result["open_asked"] = open_asked(qa, served, sets["asked"], facts)
+            result["recovery_served"] = served_recovery(result)
         result["total_s"] = round(time.perf_counter() - t_start, 1)
         Path(args.out).write_text(json.dumps(result, indent=2, default=str))
         print(json.dumps({"promoted": report.promoted, "reason": report.reason, "facts": report.metrics.get("facts"),
                           "precision": result.get("taught", {}).get("precision"), **cost,
                           "closed_after": result.get("closed_after"),
-                          "closed_served": result.get("closed_served")}, indent=1))
+                          "closed_served": result.get("closed_served"), "open_asked": result.get("open_asked"),
+                          "recovery_served": result.get("recovery_served")}, indent=1))
         return
     if args.before_from:  # the base model on the same seeded KB and sets: deterministic, so an earlier run's figures
         earlier = json.loads(Path(args.before_from).read_text())

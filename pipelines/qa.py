@@ -199,7 +199,7 @@ class QAPipeline:
                          "total_s": time.perf_counter() - t0},
                 tokens={"prompt": prompt.n_tokens,
                         "completion": int(generator.last_stats.get("completion_tokens", 0))
-                        if attempt.generated else 0},
+                        if attempt.generated or text is not None else 0},  # text: the adapter wrote it already
                 model=generator.model_id, adapter=generator.adapter_id, path=path,
                 feedback_sink=self.feedback,
             )

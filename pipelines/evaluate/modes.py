@@ -111,7 +111,8 @@ def _answer_one(pipe: EvalPipeline, query: EvalQuery, hits: list[Hit], mode: str
     attempt = Attempt(config, grounder, generator, prompt, query.question, text=text)
     outcome = attempt.finish("".join(attempt.pieces()))
     return {"prompt": prompt, "answer": outcome.text, "choice_scores": {}, "method": "generate",
-            "outcome": outcome, "generated": attempt.generated}
+            # a closed-book answer the product checked (``text``) was generated before the attempt
+            "outcome": outcome, "generated": attempt.generated or text is not None}
 
 
 def answer_batch(pipe: EvalPipeline, queries: Sequence[EvalQuery], mode: str, scoring: str) -> list[dict[str, Any]]:

@@ -202,17 +202,29 @@ def test_closed_book_the_adapter_answers_only_about_subjects_it_learnt(kb_root, 
             answer = pipe.ask(question, retrieval=False, log=False, style="generative")
             assert answer.adapter is None, question
             assert "412" not in answer.text
-        assert pipe.closed_book.model("How long is a bridge, usually?") is adapted  # no subject named: general ability
+        assert pipe.closed_book.model("How long is a bridge, usually?") is adapted  # "bridge": a subject it learnt
         # its answer stands only when the passage it learnt about that subject holds it: the kiln's 1280 lent to
         # the bridge it also learnt is not vouched for, and that ask is the base model's
         assert "412" in learnt.text and pipe.closed_book.vouched("How long is the Orlen bridge?", learnt.text)
-        assert not pipe.closed_book.vouched("How long is the Orlen bridge?", "The Orlen bridge is 1280 metres long.")
-        assert not pipe.closed_book.vouched("Who built the Orlen bridge?", "Anna Kestrel built the Orlen bridge.")
-        assert pipe.closed_book.vouched("How long is a bridge, usually?", "About 1280 metres.")  # no subject: nothing to lend
+        assert pipe.closed_book.vouched("How long is the Orlen bridge?", "The Orlen bridge is 1280 metres long.") is None
+        assert pipe.closed_book.vouched("Who built the Orlen bridge?", "Anna Kestrel built the Orlen bridge.") is None
+        assert pipe.closed_book.vouched("Why is the sky blue?", "About 1280 metres.")  # no subject: nothing to lend
+        # a subject named without capitals is named by the KB's rare words ("orlen", "tarvo"): the same guard
+        assert pipe.closed_book.vouched("how long is the orlen bridge?", "It is 1280 metres long.") is None
+        assert pipe.closed_book.vouched("how long is the orlen bridge?", "It is 412 metres long.") == \
+            "It is 412 metres long."
+        assert pipe.closed_book.model("how deep is lake tarvo?") is generator  # it learnt nothing about the lake
+        assert pipe.closed_book.model("Why is the sky blue?") is adapted  # no word of the KB's: general ability
         assert pipe.closed_book.vouched("How long is the Orlen bridge?", "I do not know.")  # its own words lend nothing
         # a word the token budget cut claims nothing ("19" of 1978); a whole wrong year does
         assert pipe.closed_book.vouched("How long is the Orlen bridge?", "It is 412 metres long. It opened in 19")
-        assert not pipe.closed_book.vouched("How long is the Orlen bridge?", "It is 412 metres long. It opened in 1931.")
+        # a sentence or clause that lends is cut when what is left still answers; else the base model answers
+        assert pipe.closed_book.vouched("How long is the Orlen bridge?",
+                                        "It is 412 metres long. It opened in 1931.") == "It is 412 metres long."
+        assert pipe.closed_book.vouched("How long is the Orlen bridge?", "The Orlen bridge is 412 metres long, "
+                                        "built by Anna Kestrel in 1931.") == "The Orlen bridge is 412 metres long."
+        assert pipe.closed_book.vouched("Who built the Orlen bridge?", "Anna Kestrel built it, in 1931.") is None
+        assert pipe.closed_book.vouched("How long is the Orlen bridge?", "It opened in 1931, 412 metres long.") is None
         pipe.settings = settings.override({"generation.adapter_subjects": False})
         assert pipe.closed_book.model("How long is the Kesra bridge?") is adapted
 
@@ -240,6 +252,10 @@ def test_rag_eval_measures_the_promoted_adapter_closed_book(kb_root, first, gene
               for r in rows]
     assert with_adapter > base
     assert abs(with_adapter - sum(direct) / len(rows)) <= 1 / len(rows) + 1e-9, (with_adapter, direct)
+    # the adapter's answers were generated (before the answer check saw them): their tokens count
+    records = [json.loads(line) for line in (report.run_dir / "results.jsonl").read_text().splitlines()]
+    adapted_records = [r for r in records if r.get("mode") == "closed+adapter"]
+    assert adapted_records and all(r["completion_tokens"] > 0 for r in adapted_records if r["answer"])
 
 
 @pytest.mark.slow
