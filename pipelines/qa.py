@@ -179,7 +179,8 @@ class QAPipeline:
         attempt = Attempt(self.settings.answer, self.grounder if prompt.context else None, generator, prompt,
                           query or question, style=style, max_sentences=max_sentences, label=self._label, text=text,
                           evidence=evidence)
-        if text is not None:
+        written = text is not None  # the adapter wrote the answer already
+        if written:
             attempt.style = "generative"  # a verified closed-book answer: check its citations, never replace it
 
         def pieces() -> Iterator[str]:
@@ -199,7 +200,7 @@ class QAPipeline:
                          "total_s": time.perf_counter() - t0},
                 tokens={"prompt": prompt.n_tokens,
                         "completion": int(generator.last_stats.get("completion_tokens", 0))
-                        if attempt.generated or text is not None else 0},  # text: the adapter wrote it already
+                        if attempt.generated or written else 0},
                 model=generator.model_id, adapter=generator.adapter_id, path=path,
                 feedback_sink=self.feedback,
             )
