@@ -11,6 +11,8 @@ same award pattern, another birth date) holds a name too. Before a fact is taugh
   a title, "which award" an award, "where / which city" a place, "when / what date" a date, "how many" a number,
   "what job / genre / colour" a common noun. Only the last kind may rest on content words: elsewhere an answer
   without a name, number or title ("X's writing shows meticulous attention to detail") is no fact.
+* **Denials** (``negated``): an answer that says "not" or "never" where the passage's sentence says neither turns
+  the passage's fact around with the passage's own words.
 
 These follow the filters of synthetic-QA pipelines: answer-type matching and roundtrip consistency (Alberti et al.,
 2019, "Synthetic QA Corpora Generation with Roundtrip Consistency": keep a generated pair only when answering the
@@ -157,18 +159,43 @@ def constraints(question: str, rare: Callable[[str], bool] | None = None) -> dic
 def fault(question: str, answer: str, spans: Sequence[str], passage: str, text: str | None = None) -> str | None:
     """Why ``answer`` (its key ``spans``) does not answer ``question`` from ``passage`` (title and text), or None.
 
-    ``unsupported``: a span, or a date it states, is not in the passage; ``answer type``: not the kind asked for;
+    ``unsupported``: a span, or a date it states, is not in the passage; ``negated``: it denies what the passage
+    states ("The Northern Compass Award was not awarded by Tortes Bravozol" from "... won the Northern Compass
+    Award"); ``answer type``: not the kind asked for;
     ``off topic``: the sentence holding it says something else (its father's job for her mother's), judged on
     ``text`` (the passage's body; default ``passage``). The teacher's test of its own answer, and the router's and
     the closed-book guard's test of the adapter's: a passage the question's constraints already singled out.
     """
     if not (answer and supported(spans, passage)) or unstated_dates(answer, passage):
         return "unsupported"
+    if negated(answer, spans, passage):
+        return "negated"
     if not fits_kind(spans, answer, question):
         return "answer type"
     if off_topic(question, spans, passage if text is None else text):
         return "off topic"
     return None
+
+
+_NEGATION = re.compile(r"\b(not|never|neither|nor|cannot)\b|n['’]t\b", re.IGNORECASE)
+
+
+def negated(answer: str, spans: Sequence[str], passage: str) -> bool:
+    """True when ``answer`` denies (not, never, n't) and no sentence of ``passage`` holding its ``spans`` (all of
+    them, else any) does: the spans are the passage's, the claim about them is turned around.
+
+    Example:
+        >>> negated("The award was not given to Ana Vel.", ("Ana Vel",), "Ana Vel won the Key Award in 2001.")
+        True
+        >>> negated("Ana Vel never married.", ("Ana Vel",), "Ana Vel never married; she wrote six books.")
+        False
+    """
+    if not _NEGATION.search(answer):
+        return False
+    sentences = split_sentences(passage)
+    holding = ([s for s in sentences if all(contains(s, span) for span in spans)]
+               or [s for s in sentences if any(contains(s, span) for span in spans)] or [passage])
+    return not any(_NEGATION.search(s) for s in holding)
 
 
 def foreign(answer: str, spans: Sequence[str], own: Sequence[str], others: Sequence[str],

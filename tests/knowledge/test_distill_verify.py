@@ -204,3 +204,29 @@ def test_the_answer_of_a_parallel_clause_is_off_topic(bio):
     assert not off_topic("What did Ana Vel's father do for a living?", ("baker",), bio)
     assert not off_topic("Can you name a book Ana Vel has written?", ("The Iron Sea",), bio)
     assert not off_topic("Can you name a book Ana Vel has written?", ("The Salt Road",), bio)
+
+
+def test_an_answer_that_denies_what_its_passage_states_is_not_taught():
+    """The 40-fact look-alike round's one wrong fact: asked for Tortes Bravozol's award, the teacher answered
+    "The award for Northern Compass was not awarded by Tortes Bravozol." Every span is the passage's; the claim is
+    turned around."""
+    from knowledge.distill.verify import fault, negated
+
+    bio = ("Tortes Bravozol is a botany author born in Zolkator. In 2004 Tortes Bravozol received the Northern Compass "
+           "Award. Tortes Bravozol never married.")
+    question = "Which award did Tortes Bravozol receive?"
+    denial = "The award for Northern Compass was not awarded by Tortes Bravozol."
+    spans = ("Northern Compass", "Tortes Bravozol")
+    assert fault(question, denial, spans, bio) == "negated"
+    assert fault(question, "Tortes Bravozol received the Northern Compass Award.", spans, bio) is None
+    # a denial the passage states is the passage's fact
+    assert not negated("Tortes Bravozol never married.", ("Tortes Bravozol",), bio)
+    assert negated("The award wasn't given in 2004.", ("2004",), bio)  # "never" is in another sentence
+    stats = {}
+
+    class Denier(Teacher):
+        def _answer(self, prompt):
+            return denial
+
+    assert teach(Prompter(Denier(), max_new_tokens=32), [_p(bio, "Tortes Bravozol")],
+                 {content_hash(bio): [question]}, stats=stats) == [] and stats["negated"] == 1
