@@ -157,6 +157,7 @@ def served_again(work: Path, out: Path, sets: dict[str, list[Item]], bank: list[
     if "open_asked" not in result:  # the base model on the same KB and questions: deterministic, measured once
         result["open_asked"] = open_asked(product, product.generator, sets["asked"], bank)
     result["recovery_served"] = served_recovery(result)
+    result["yield"] = taught_yield(result)
     # typed without capitals (one phrasing per fact): served (the subject then named by the KB's rare words), and
     # the adapter's raw answers, which is what such questions got when only capitals named a subject
     lower = {k: [(q.lower(), f) for q, f in rows[:: PER_FACT[k]]] for k, rows in sets.items()}
@@ -177,6 +178,12 @@ def open_asked(qa: QAPipeline, gen: HFGenerator, rows: list[Item], bank: list[Fa
     first = rows[:: PER_FACT["asked"]]
     prompts = [qa.builder.build(q, qa.retriever.retrieve(q, None, None)).text for q, _ in first]
     return score(answer(gen, prompts), first, bank)
+
+
+def taught_yield(result: dict[str, Any]) -> float | None:
+    """Right facts taught per hot question the base model answered right open-book (``open_asked``)."""
+    opened = result["open_asked"]["contains"] * result["open_asked"]["n"]
+    return round(result["taught"]["right"] / opened, 3) if opened and "taught" in result else None
 
 
 def served_recovery(result: dict[str, Any]) -> float | None:
@@ -448,6 +455,7 @@ def main() -> None:
             product.close()
             result["open_asked"] = open_asked(qa, served, sets["asked"], facts)
             result["recovery_served"] = served_recovery(result)
+            result["yield"] = taught_yield(result)
         result["total_s"] = round(time.perf_counter() - t_start, 1)
         Path(args.out).write_text(json.dumps(result, indent=2, default=str))
         print(json.dumps({"promoted": report.promoted, "reason": report.reason, "facts": report.metrics.get("facts"),

@@ -23,9 +23,10 @@ from rag.types import Generator, Hit
 
 # the passages the adapter learnt about a question's subject, and the rest it learnt
 Subject = tuple[list[str], list[str]]
-# where a sentence may end early: after a comma, semicolon or colon, or before a preposition or conjunction that
-# opens a clause ("... born in Rekullo | on 11 December 1961", "... won the Golden Key Award | in 1998")
-_CLAUSE_END = re.compile(r"[,;:](?=\s)|\s+(?=(?:on|in|at|and|with|from|since|for|after|before|during|who|which|"
+# where a sentence may end early: at a comma or semicolon, or before a preposition or conjunction that opens a
+# clause ("... born in Rekullo | on 11 December 1961", "... won the Golden Key Award | in 1998"); not at a colon
+# ("According to Bralo Vokave: ..." alone answers nothing)
+_CLAUSE_END = re.compile(r"[,;](?=\s)|\s+(?=(?:on|in|at|and|with|from|since|for|after|before|during|who|which|"
                          r"while|but)\b)")
 _DANGLING = re.compile(r"(?:\s+(?:born|was|were|is|are|the|a|an|of|by|to|as))+\s*$")
 
