@@ -82,6 +82,7 @@ def ingest_bank(work: Path, docs: list[dict], facts: list[Fact], distractors: in
 
 
 PER_FACT = {"asked": 3, "unseen": 2, "same_doc": 1, "other": 2}  # phrasings per fact in each set
+SERVED_SETS = ("asked", "unseen", "other")  # what --round-only and --served-from measure closed-book
 
 
 def answer(gen: HFGenerator, prompts: list[str]) -> list[str]:
@@ -147,35 +148,45 @@ def served_again(work: Path, out: Path, sets: dict[str, list[Item]], bank: list[
     in ``work``; the result replaces ``closed_served`` in ``out`` (the earlier figures kept as
     ``closed_served_before``). The sets must be the same run's: ``out``'s sizes are checked."""
     result = json.loads(out.read_text())
-    if result["sizes"]["asked"] != len(sets["asked"]) or result["sizes"]["other"] != len(sets["other"]):
+    if any(result["sizes"].get(k) != len(v) for k, v in sets.items()):
         raise SystemExit(f"--served-from: {out} holds other sets ({result['sizes']})")
     settings = Settings.model_validate(json.loads((work / "round-settings.json").read_text()))
     active = json.loads((work / "kb" / "adapters" / "active.json").read_text())["active"]
     product = QAPipeline.from_config(settings, adapter=str(work / "kb" / "adapters" / active))
     result["closed_served_before"] = result.get("closed_served")
     result["closed_served"] = served_closed(product, sets, bank)
-    if "open_asked" not in result:  # the base model on the same KB and questions: deterministic, measured once
-        result["open_asked"] = open_asked(product, product.generator, sets["asked"], bank)
-    result["recovery_served"] = served_recovery(result)
+    served_extras(product, result, settings, work / "kb", str(work / "kb" / "adapters" / active), sets, bank,
+                  hot, cold)
+    out.write_text(json.dumps(result, indent=2, default=str))
+    print(json.dumps({k: result.get(k) for k in ("closed_served", "open_asked", "open_unseen", "recovery_served",
+                                                 "recovery_served_unseen", "yield", "lowercase_served",
+                                                 "lowercase_raw", "routing")}, indent=1))
+
+
+def served_extras(product: QAPipeline, result: dict[str, Any], settings: Settings, kb: Path, adapter: str,
+                  sets: dict[str, list[Item]], bank: list[Fact], hot: list[Fact], cold: list[Fact]) -> None:
+    """After ``closed_served``: the open-book baselines (base model, RAG prompt, one phrasing per fact) of the asked
+    questions and their never-asked paraphrases, served recovery on both, taught yield; questions typed without
+    capitals (served, and the adapter's raw answers: what they got when only capitals named a subject); and
+    ``auto`` routing against ``rag`` through ``QAPipeline.ask``. Closes ``product``."""
+    for name in ("asked", "unseen"):
+        if name in sets and f"open_{name}" not in result:  # deterministic: measured once per run
+            result[f"open_{name}"] = open_book(product, product.generator, sets[name], bank, PER_FACT[name])
+        if name in sets:
+            result["recovery_served" + ("" if name == "asked" else f"_{name}")] = served_recovery(result, name)
     result["yield"] = taught_yield(result)
-    # typed without capitals (one phrasing per fact): served (the subject then named by the KB's rare words), and
-    # the adapter's raw answers, which is what such questions got when only capitals named a subject
     lower = {k: [(q.lower(), f) for q, f in rows[:: PER_FACT[k]]] for k, rows in sets.items()}
     result["lowercase_served"] = served_closed(product, lower, bank)
     result["lowercase_raw"] = {f"closed_{k}": score(answer(product.closed_generator, [
         product.builder.build_closed_book(q).text for q, _ in rows]), rows, bank) for k, rows in lower.items()}
     product.close()
-    # ``generation.mode = "auto"`` against "rag" through ``QAPipeline.ask``: routing precision, as served now
-    result["routing"] = routing(settings, work / "kb", str(work / "kb" / "adapters" / active), hot, cold)
-    out.write_text(json.dumps(result, indent=2, default=str))
-    print(json.dumps({k: result[k] for k in ("closed_served", "open_asked", "recovery_served", "lowercase_served",
-                                             "lowercase_raw", "routing")}, indent=1))
+    result["routing"] = routing(settings, kb, adapter, hot, cold)
 
 
-def open_asked(qa: QAPipeline, gen: HFGenerator, rows: list[Item], bank: list[Fact]) -> dict[str, Any]:
-    """Open-book (the pipeline's retrieval and RAG prompt, the base model) on one phrasing per asked fact: what
-    closed-book answers are to recover."""
-    first = rows[:: PER_FACT["asked"]]
+def open_book(qa: QAPipeline, gen: HFGenerator, rows: list[Item], bank: list[Fact], per: int) -> dict[str, Any]:
+    """Open-book (the pipeline's retrieval and RAG prompt, the base model) on one phrasing per fact (``per``
+    phrasings each in ``rows``): what closed-book answers are to recover."""
+    first = rows[::per]
     prompts = [qa.builder.build(q, qa.retriever.retrieve(q, None, None)).text for q, _ in first]
     return score(answer(gen, prompts), first, bank)
 
@@ -186,12 +197,12 @@ def taught_yield(result: dict[str, Any]) -> float | None:
     return round(result["taught"]["right"] / opened, 3) if opened and "taught" in result else None
 
 
-def served_recovery(result: dict[str, Any]) -> float | None:
-    """Recovery on the asked questions as served: (served closed-book - base closed-book) / (open-book - base
-    closed-book), against gold; None when open-book is no better than the base model closed-book."""
-    base = result["closed_before"]["closed_asked"]["contains"]
-    gap = result["open_asked"]["contains"] - base
-    return None if gap <= 0 else round((result["closed_served"]["closed_asked"]["contains"] - base) / gap, 3)
+def served_recovery(result: dict[str, Any], name: str = "asked") -> float | None:
+    """Recovery on set ``name`` as served: (served closed-book - base closed-book) / (open-book - base closed-book),
+    against gold; None when open-book is no better than the base model closed-book."""
+    base = result["closed_before"][f"closed_{name}"]["contains"]
+    gap = result[f"open_{name}"]["contains"] - base
+    return None if gap <= 0 else round((result["closed_served"][f"closed_{name}"]["contains"] - base) / gap, 3)
 
 
 def pubmedqa(gen: HFGenerator, prompter: Prompter, n: int, seed: int) -> dict[str, float] | None:
@@ -410,7 +421,7 @@ def main() -> None:
     sets = {"asked": items(hot, "asked"), "unseen": items(hot, "unseen"), "same_doc": items(same_doc, "asked", 1),
             "other": items(other, "asked", 2)}
     if args.served_from:
-        served_again(Path(args.served_from), Path(args.out), {k: sets[k] for k in ("asked", "other")}, facts,
+        served_again(Path(args.served_from), Path(args.out), {k: sets[k] for k in SERVED_SETS}, facts,
                      hot, split["cold"])
         return
     work = Path(tempfile.mkdtemp(prefix="distill-bench-"))
@@ -445,24 +456,26 @@ def main() -> None:
             # closed-book, gold: the adapter's answers to the asked and the never-asked authors' questions, and how
             # often they state another author's title, award, date or name (``lent``), against the base model's
             adapted = make_generator(settings.generation, adapter=str(work / "kb" / "adapters" / report.adapter))
-            lend = {k: sets[k] for k in ("asked", "other")}
+            lend = {k: sets[k] for k in SERVED_SETS}
             result["closed_before"] = measure(qa, served, lend, per_fact, open_book=False, bank=facts)
             result["closed_after"] = measure(qa, adapted, lend, per_fact, open_book=False, bank=facts)
             del adapted
+            stage("closed-book measured", clock, result, args.out)
             # the same questions through the product's closed-book path (generation.adapter_subjects)
-            product = QAPipeline.from_config(settings, adapter=str(work / "kb" / "adapters" / report.adapter))
+            adapter = str(work / "kb" / "adapters" / report.adapter)
+            product = QAPipeline.from_config(settings, adapter=adapter)
             result["closed_served"] = served_closed(product, lend, facts)
-            product.close()
-            result["open_asked"] = open_asked(qa, served, sets["asked"], facts)
-            result["recovery_served"] = served_recovery(result)
-            result["yield"] = taught_yield(result)
+            if report.promoted:  # routing asks with the active adapter
+                served_extras(product, result, settings, work / "kb", adapter, lend, facts, hot, split["cold"])
+            else:
+                product.close()
         result["total_s"] = round(time.perf_counter() - t_start, 1)
         Path(args.out).write_text(json.dumps(result, indent=2, default=str))
         print(json.dumps({"promoted": report.promoted, "reason": report.reason, "facts": report.metrics.get("facts"),
                           "precision": result.get("taught", {}).get("precision"), **cost,
                           "closed_after": result.get("closed_after"),
-                          "closed_served": result.get("closed_served"), "open_asked": result.get("open_asked"),
-                          "recovery_served": result.get("recovery_served")}, indent=1))
+                          **{k: result.get(k) for k in ("closed_served", "open_asked", "open_unseen", "recovery_served",
+                                                        "recovery_served_unseen", "yield", "routing")}}, indent=1))
         return
     if args.before_from:  # the base model on the same seeded KB and sets: deterministic, so an earlier run's figures
         earlier = json.loads(Path(args.before_from).read_text())
