@@ -25,13 +25,16 @@ import numpy as np
 
 from rag.config import AnswerConfig
 from rag.grounding.sentences import MIN_WORDS, SentenceScorer, identifiers, items, names_term, wants_code, wants_number
-from rag.text import STEM, content_words, contains, names, numbers, sentence_spans, split_sentences, strip_markers
+from rag.text import (STEM, content_words, contains, date_mentions, dates, names, numbers, same_date, sentence_spans,
+                      split_sentences, strip_markers)
 from rag.types import Embedder, Hit
 
 _CONTINUES = re.compile(r"^[^#].*[.!?][\"')\]]*$", re.S)  # "Defaults to 600." goes on the sentence before it
 # "how wide/long/..." words name the answer's type, not its topic: the answer sentence says "61 centimetres across"
 _ASKING = frozenset("wide long tall high old far deep big often many much large width length height temperature year "
                     "date time".split())
+# how people ask, not what about: "Do you know ...", "Any idea ...", "I'm looking for ...", "the full name of ..."
+_PHRASING = frozenset("know idea tell looking something exactly name full one any mention wondering".split())
 
 
 @dataclass(frozen=True)
@@ -179,20 +182,32 @@ class Grounder:
         """The largest share of the question's topic words that one passage holds (1.0 for a question without).
 
         A question about a person's birth year, put to a passage that names the person but not the birth, misses
-        "born": the passage is about the topic but does not say the answer.
+        "born": the passage is about the topic but does not say the answer. A date is held in any format
+        ("06/30/1975" by "30 June 1975"); words of asking ("Do you know ...", "the full name of") are no topic.
         """
+        question = evidence.question
+        asked_dates = date_mentions(question)
+        for written, _ in asked_dates:
+            question = question.replace(written, " ")
         weights: dict[str, float] = {}
-        for w in _topic_words(evidence.question):
+        for w in _topic_words(question):
             weight = 1.0 if self.idf is None else self.idf(w)
-            if weight:
+            if weight and w not in _PHRASING:
                 weights[w[:STEM]] = max(weights.get(w[:STEM], 0.0), weight)
-        total = sum(weights.values())
+        # a date weighs as its rarest word, the year usually
+        date_weights = [max((1.0 if self.idf is None else self.idf(w) for w in content_words(written)), default=1.0)
+                        for written, _ in asked_dates]
+        total = sum(weights.values()) + sum(date_weights)
         if not total:
             return 1.0
         best = 0.0
         for hit in evidence.context:
-            words = {w[:STEM] for w in content_words(_haystack(hit))}
-            best = max(best, sum(v for k, v in weights.items() if k in words) / total)
+            text = _haystack(hit)
+            words = {w[:STEM] for w in content_words(text)}
+            held = dates(text) if asked_dates else []
+            share = sum(v for k, v in weights.items() if k in words)
+            share += sum(v for (_, d), v in zip(asked_dates, date_weights) if any(same_date(d, h) for h in held))
+            best = max(best, share / total)
         return best
 
     @staticmethod

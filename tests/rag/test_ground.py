@@ -102,6 +102,20 @@ def test_coverage_weighs_question_words_by_idf_when_given():
     assert rare.weak(rare.evidence("Who painted the Velmora kiln?", on_topic))  # a rare missing word still abstains
 
 
+def test_coverage_holds_a_date_in_any_format_and_ignores_words_of_asking(grounder):
+    """People write dates and questions their own way: "11/12/1959" is the passage's "12 November 1959" (or
+    11 December), and "Do you know ..." asks, it names no topic. Another date is still missing."""
+    bio = [_hit("bio", "Ana Vel is a kiln builder born in Velmora on 12 November 1959.", 1, 0.5)]
+    held = grounder.evidence("Which kiln builder was born in Velmora on 11/12/1959?", bio)
+    assert grounder.coverage(held) == 1.0 and not grounder.weak(held)
+    other = grounder.evidence("Which kiln builder was born in Velmora on 03/04/1961?", bio)
+    assert grounder.coverage(other) == pytest.approx(4 / 5) and grounder.coverage(other) < 1.0
+    asking = grounder.evidence("Do you know the full name of the kiln builder from Velmora?", bio)
+    assert grounder.coverage(asking) == 1.0
+    unasked = grounder.evidence("Who painted the Velmora kiln?", bio)  # a topic word still counts
+    assert grounder.coverage(unasked) < 1.0
+
+
 def test_a_sentence_repeating_a_question_word_the_passage_lacks_is_unsupported(grounder):
     evidence = grounder.evidence("Does the Velmora kiln have a chimney?", CONTEXT)
     [verdict] = grounder.check("The Velmora kiln does not have a chimney.", evidence)
