@@ -12,13 +12,17 @@ Two sets, one KB each, no generation (retrieval and the grounder's scores only, 
 For each question: best dense cosine (``retrieval``), the best passage's share of the question's topic words
 (``coverage``), the best passage sentence's score (``sentence``), whether it abstains before generating (``weak``),
 and whether the gold author's biography was retrieved. Writes ``bench/results/weak_evidence.json``.
+``--before FILE`` (an earlier run's JSON): the bank questions that abstained there and no longer do are asked
+through ``QAPipeline.ask`` and scored against gold (``rescued``): what a change to the rule gives users.
 
-    .venv/bin/python bench/weak_evidence.py
+    .venv/bin/python bench/weak_evidence.py [--before OLD.json]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import statistics
 import sys
 import tempfile
 from collections import defaultdict
@@ -29,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.distill import ingest_bank  # noqa: E402
-from bench.factbank import make_lookalike_bank  # noqa: E402
+from bench.factbank import Fact, gold_correct, make_lookalike_bank  # noqa: E402
 from bench.trust import build_kb  # noqa: E402
 from pipelines.config import Settings  # noqa: E402
 from pipelines.qa import QAPipeline  # noqa: E402
@@ -59,8 +63,24 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def rescued(qa: QAPipeline, rows: list[dict[str, Any]], before: list[dict[str, Any]], bank: list[Fact]) -> dict[str, Any]:
+    """Bank questions weak in ``before`` and not now, asked through ``QAPipeline.ask``: right against gold?"""
+    was = {r["question"] for r in before if r["set"].startswith("bank") and r["weak"]}
+    asked = {q: f for f in bank for q in (f.asked[0], *f.unseen)}
+    answers = [(qa.ask(r["question"], log=False), asked[r["question"]]) for r in rows
+               if r["question"] in was and not r["weak"]]
+    return {"n": len(answers), "right": sum(gold_correct(a.text, f) for a, f in answers),
+            "abstained": sum(a.abstained for a, _ in answers),
+            "median_total_s": statistics.median(a.timings["total_s"] for a, _ in answers) if answers else None,
+            "wrong": [{"question": a.question, "answer": a.text} for a, f in answers if not gold_correct(a.text, f)]}
+
+
 def main() -> None:
     from bench.docs import machine
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--before", help="an earlier run's weak_evidence.json: ask what no longer abstains")
+    args = ap.parse_args()
 
     rows: list[dict[str, Any]] = []
     tmp = Path(tempfile.mkdtemp(prefix="weak-evidence-"))
@@ -80,13 +100,15 @@ def main() -> None:
             rows.append({"set": "bank_asked" if question == fact.asked[0] else "bank_paraphrase",
                          "kind": fact.attribute, "question": question, **row,
                          "gold_retrieved": fact.doc in row.pop("titles")})
-    qa.close()
     for r in rows:
         r.pop("titles", None)
     result = {"machine": machine(), "summary": summary(rows), "rows": rows}
+    if args.before:
+        result["rescued"] = rescued(qa, rows, json.loads(Path(args.before).read_text())["rows"], facts)
+    qa.close()
     out = ROOT / "bench" / "results" / "weak_evidence.json"
     out.write_text(json.dumps(result, indent=1))
-    print(json.dumps(result["summary"], indent=1))
+    print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=1))
 
 
 if __name__ == "__main__":
