@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from rag.text import STEM, content_words, numbers
+from rag.text import STEM, content_words, dates, numbers, same_date
 
 # `code`, "quoted" or 'quoted' terms, snake_case / dotted / camelCase identifiers
 _IDENTIFIER = re.compile(r"`([^`\n]{1,60})`|(?<!\w)[\"“']([^\"”'\n]{1,40})[\"”'](?!\w)"
@@ -103,6 +103,7 @@ class SentenceScorer:
         bm25 = self._bm25(asked, weights, sentences)
         number = wants_number(question)
         code = wants_code(question)
+        asked_dates = dates(question)
         out = []
         for i, text in enumerate(sentences):
             first, near = items[i]
@@ -113,6 +114,8 @@ class SentenceScorer:
                                    asked, terms, bm25[i], close, number))
             if code:
                 out[-1] += 0.15 if set(identifiers(text)) - set(terms) else 0.0
+            if asked_dates and _other_day(text, asked_dates):
+                out[-1] -= 0.3  # a look-alike's line: "born on 04/06/1966" is not "born on 23 August 1966"
         return out
 
     def _score(self, text: str, context: str, source: str, subject: str, item: str, asked: list[str],
@@ -211,3 +214,9 @@ def excerpts(spans: Sequence[tuple[int, int, int]], texts: Sequence[str], scores
         else:
             runs.append((start, end))
     return {p: " … ".join(texts[p][s:e] for s, e in runs) for p, runs in out.items()}
+
+
+def _other_day(text: str, asked: list[frozenset[str]]) -> bool:
+    """True when ``text`` states a date and none of its dates can be a date the question gives."""
+    held = dates(text)
+    return bool(held) and not any(same_date(a, h) for a in asked for h in held)

@@ -85,3 +85,16 @@ def test_the_answer_type_covers_numbers_and_code_names():
     assert not Grounder.answers_type("Which method reschedules a timer?", "It reschedules the timer [1].")
     assert Grounder.answers_type("Which method reschedules a timer?", "The `timeout.refresh()` method.")
     assert Grounder.answers_type("Who founded the kiln?", "Rhona Callister.")  # neither kind asked
+
+
+def test_a_sentence_that_states_another_day_than_the_question_loses():
+    """Look-alike biographies: both sentences share the place, the genre and the year; the question's date in
+    another format picks its own author's line."""
+    grounder = Grounder(AnswerConfig(), KeywordEmbedder(["dandraka", "mountaineering", "born"]))
+    teslo = _hit("teslo", "Born in Dandraka on 23 August 1966, Teslo Kabrarek writes about mountaineering.", 1)
+    nenka = _hit("nenka", "Born in Dandraka on 6 April 1966, Nenka Iropimdra writes about mountaineering.", 2)
+    question = "What is the full name of the mountaineering author born in Dandraka on 04/06/1966?"
+    [best] = grounder.extract(grounder.evidence(question, [teslo, nenka]))
+    assert "Nenka Iropimdra" in best.text
+    [undated] = grounder.extract(grounder.evidence("Who writes about mountaineering in Dandraka?", [teslo, nenka]))
+    assert "Teslo Kabrarek" in undated.text  # no date asked: the first passage's line, as before
