@@ -169,11 +169,10 @@ def served_extras(product: QAPipeline, result: dict[str, Any], settings: Setting
     questions and their never-asked paraphrases, served recovery on both, taught yield; questions typed without
     capitals (served, and the adapter's raw answers: what they got when only capitals named a subject); and
     ``auto`` routing against ``rag`` through ``QAPipeline.ask``. Closes ``product``."""
-    for name in ("asked", "unseen"):
-        if name in sets and f"open_{name}" not in result:  # deterministic: measured once per run
+    for name in [n for n in ("asked", "unseen") if n in sets]:
+        if f"open_{name}" not in result:  # deterministic: measured once per run
             result[f"open_{name}"] = open_book(product, product.generator, sets[name], bank, PER_FACT[name])
-        if name in sets:
-            result["recovery_served" + ("" if name == "asked" else f"_{name}")] = served_recovery(result, name)
+        result["recovery_served" + ("" if name == "asked" else f"_{name}")] = served_recovery(result, name)
     result["yield"] = taught_yield(result)
     lower = {k: [(q.lower(), f) for q, f in rows[:: PER_FACT[k]]] for k, rows in sets.items()}
     result["lowercase_served"] = served_closed(product, lower, bank)

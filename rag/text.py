@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 _NUMBER = re.compile(r"\d[\d,.]*\d|\d")
 _NAME = re.compile(r"\b[A-Z][\w'-]*(?:\s+(?:of\s+|the\s+)?[A-Z][\w'-]*)*")
@@ -167,3 +167,17 @@ def _iso(year: str, month: int, day: str | int) -> str:
 def same_date(a: frozenset[str], b: frozenset[str]) -> bool:
     """True when two date mentions can mean the same day (or month, when one of them names no day)."""
     return any(x == y or x.startswith(y + "-") or y.startswith(x + "-") for x in a for y in b)
+
+
+def held_date(date: frozenset[str], held: Sequence[frozenset[str]]) -> bool:
+    """True when one of the dates ``held`` (``dates`` of a text) can be ``date``."""
+    return any(same_date(date, h) for h in held)
+
+
+def without_dates(text: str) -> tuple[str, list[tuple[str, frozenset[str]]]]:
+    """``text`` with its dates blanked (a date's day and year are the date's, not numbers or words of their own),
+    and the ``date_mentions`` taken out."""
+    mentions = date_mentions(text)
+    for written, _ in mentions:
+        text = text.replace(written, " ")
+    return text, mentions

@@ -27,7 +27,7 @@ from knowledge.distill.gate import NEIGHBOUR as GROUP
 from knowledge.distill.facts import TRAIN_WRAPPERS, Fact, rephrase
 from knowledge.distill.teach import haystack
 from knowledge.distill.verify import constraints, unmet
-from rag.text import contains, date_mentions, dates, same_date
+from rag.text import contains, date_mentions, dates, held_date
 from rag.types import Passage
 
 UNKNOWN = "I do not know."  # what the closed-book system prompt asks for when the model does not know
@@ -53,9 +53,9 @@ def swap_subject(question: str, passage: Passage, rival: Passage) -> str | None:
             if contains(passage.title, name):
                 text = re.sub(r"\s+".join(map(re.escape, name.split())), title, text)
     ours = dates(haystack(passage))
-    theirs = [(w, d) for w, d in date_mentions(rival.text) if not any(same_date(d, o) for o in ours)]
+    theirs = [(w, d) for w, d in date_mentions(rival.text) if not held_date(d, ours)]
     for written, d in date_mentions(question):
-        if theirs and any(same_date(d, o) for o in ours):
+        if theirs and held_date(d, ours):
             text = text.replace(written, theirs[0][0])
     if text == question or unmet(text, haystack(rival)) or not unmet(text, haystack(passage)):
         return None

@@ -33,8 +33,8 @@ import re
 from collections.abc import Callable, Sequence
 
 from knowledge.distill.facts import supported, surface
-from rag.text import (GENERIC_NAMES, MONTH_WORDS, STEM, STOP, contains, content_words, date_mentions, dates, names,
-                      normalise, numbers, same_date, split_sentences)
+from rag.text import (GENERIC_NAMES, MONTH_WORDS, STEM, STOP, contains, content_words, date_mentions, dates, held_date,
+                      names, normalise, numbers, split_sentences, without_dates)
 
 # the order matters: "Who wrote the book X?" asks for a person, "Which award did X receive?" for an award
 _KINDS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((k, re.compile(p, re.IGNORECASE)) for k, p in (
@@ -142,9 +142,7 @@ def constraints(question: str, rare: Callable[[str], bool] | None = None) -> dic
     """What ``question`` says about its subject: ``names``, quoted ``titles`` (met only word for word), ``numbers``
     (outside dates), ``dates``, ``words``."""
     titles = _DOUBLE_QUOTED.findall(question)
-    mentions = date_mentions(question)
-    for written, _ in mentions:  # a date's day and year are the date's, not numbers or words of their own
-        question = question.replace(written, " ")
+    question, mentions = without_dates(question)
     out_names = []
     for name in names(question):
         words = [w for w in _name_words(name) if w.lower() not in MONTH_WORDS]
@@ -230,7 +228,7 @@ def unstated_dates(answer: str, passage: str) -> list[str]:
         ['2 September 2015']
     """
     held = dates(passage)
-    return [written for written, d in date_mentions(answer) if not any(same_date(d, p) for p in held)]
+    return [written for written, d in date_mentions(answer) if not held_date(d, held)]
 
 
 def unmet(question: str, passage: str, rare: Callable[[str], bool] | None = None) -> list[str]:
@@ -246,7 +244,7 @@ def missing(found: dict[str, list], passage: str) -> list[str]:
     out = [n for n in found["names"] if not all(w in have for w in normalise(n).split())]
     out += [t for t in found["titles"] if not contains(passage, t)]  # "The Amber Quarry" is no "Amber Lantern"
     out += [n for n in found["numbers"] if not contains(passage, n)]
-    out += [written for written, d in found["dates"] if not any(same_date(d, p) for p in passage_dates)]
+    out += [written for written, d in found["dates"] if not held_date(d, passage_dates)]
     out += [w for w in found["words"] if w[:STEM] not in stems]
     return out
 

@@ -25,8 +25,8 @@ import numpy as np
 
 from rag.config import AnswerConfig
 from rag.grounding.sentences import MIN_WORDS, SentenceScorer, identifiers, items, names_term, wants_code, wants_number
-from rag.text import (STEM, content_words, contains, date_mentions, dates, names, numbers, same_date, sentence_spans,
-                      split_sentences, strip_markers)
+from rag.text import (STEM, content_words, contains, dates, held_date, names, numbers, sentence_spans, split_sentences,
+                      strip_markers, without_dates)
 from rag.types import Embedder, Hit
 
 _CONTINUES = re.compile(r"^[^#].*[.!?][\"')\]]*$", re.S)  # "Defaults to 600." goes on the sentence before it
@@ -185,10 +185,7 @@ class Grounder:
         "born": the passage is about the topic but does not say the answer. A date is held in any format
         ("06/30/1975" by "30 June 1975"); words of asking ("Do you know ...", "the full name of") are no topic.
         """
-        question = evidence.question
-        asked_dates = date_mentions(question)
-        for written, _ in asked_dates:
-            question = question.replace(written, " ")
+        question, asked_dates = without_dates(evidence.question)
         weights: dict[str, float] = {}
         for w in _topic_words(question):
             weight = 1.0 if self.idf is None else self.idf(w)
@@ -206,7 +203,7 @@ class Grounder:
             words = {w[:STEM] for w in content_words(text)}
             held = dates(text) if asked_dates else []
             share = sum(v for k, v in weights.items() if k in words)
-            share += sum(v for (_, d), v in zip(asked_dates, date_weights) if any(same_date(d, h) for h in held))
+            share += sum(v for (_, d), v in zip(asked_dates, date_weights) if held_date(d, held))
             best = max(best, share / total)
         return best
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from rag.text import STEM, content_words, dates, numbers, same_date
+from rag.text import STEM, content_words, dates, held_date, numbers
 
 # `code`, "quoted" or 'quoted' terms, snake_case / dotted / camelCase identifiers
 _IDENTIFIER = re.compile(r"`([^`\n]{1,60})`|(?<!\w)[\"“']([^\"”'\n]{1,40})[\"”'](?!\w)"
@@ -219,4 +219,4 @@ def excerpts(spans: Sequence[tuple[int, int, int]], texts: Sequence[str], scores
 def _other_day(text: str, asked: list[frozenset[str]]) -> bool:
     """True when ``text`` states a date and none of its dates can be a date the question gives."""
     held = dates(text)
-    return bool(held) and not any(same_date(a, h) for a in asked for h in held)
+    return bool(held) and not any(held_date(a, held) for a in asked)
