@@ -188,11 +188,11 @@ class Grounder:
         question, asked_dates = without_dates(evidence.question)
         weights: dict[str, float] = {}
         for w in _topic_words(question):
-            weight = 1.0 if self.idf is None else self.idf(w)
+            weight = self._weight(w)
             if weight and w not in _PHRASING:
                 weights[w[:STEM]] = max(weights.get(w[:STEM], 0.0), weight)
         # a date weighs as its rarest word, the year usually
-        date_weights = [max((1.0 if self.idf is None else self.idf(w) for w in content_words(written)), default=1.0)
+        date_weights = [max((self._weight(w) for w in content_words(written)), default=0.0) or 1.0
                         for written, _ in asked_dates]
         total = sum(weights.values()) + sum(date_weights)
         if not total:
@@ -206,6 +206,10 @@ class Grounder:
             share += sum(v for (_, d), v in zip(asked_dates, date_weights) if held_date(d, held))
             best = max(best, share / total)
         return best
+
+    def _weight(self, word: str) -> float:
+        """A topic word's weight: its corpus IDF (0 for a word the index does not keep, like "3"), else 1."""
+        return 1.0 if self.idf is None else self.idf(word) or 0.0
 
     @staticmethod
     def answers_type(question: str, answer: str) -> bool:

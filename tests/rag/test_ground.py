@@ -116,6 +116,18 @@ def test_coverage_holds_a_date_in_any_format_and_ignores_words_of_asking(grounde
     assert grounder.coverage(unasked) < 1.0
 
 
+def test_coverage_of_a_date_whose_words_the_index_does_not_keep():
+    """The BM25 index has no IDF for "3" (None, like a stopword): "May 3, 1975" then weighs 1, not a crash
+    (a look-alike round's traffic stopped here: TypeError in max())."""
+    idf = {"kiln": 2.0, "builder": 1.5, "velmora": 3.0}.get  # None for "3" and "1975"
+    weighted = Grounder(AnswerConfig(), KeywordEmbedder(KEYWORDS), idf=idf)
+    bio = [_hit("bio", "Ana Vel is a kiln builder born in Velmora on 3 May 1975.", 1, 0.5)]
+    held = weighted.evidence("Which kiln builder was born in Velmora on May 3, 1975?", bio)
+    assert weighted.coverage(held) == 1.0
+    other = weighted.evidence("Which kiln builder was born in Velmora on May 4, 1975?", bio)
+    assert weighted.coverage(other) == pytest.approx(6.5 / 7.5)
+
+
 def test_a_sentence_repeating_a_question_word_the_passage_lacks_is_unsupported(grounder):
     evidence = grounder.evidence("Does the Velmora kiln have a chimney?", CONTEXT)
     [verdict] = grounder.check("The Velmora kiln does not have a chimney.", evidence)
