@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.config import AnswerConfig
-from rag.grounding.sentences import MIN_WORDS, SentenceScorer, identifiers, items, names_term, wants_code, wants_number
+from rag.grounding.sentences import (MIN_WORDS, SentenceScorer, identifiers, items, names_term, new_name, wants_code,
+                                     wants_number, wants_place)
 from rag.text import (STEM, content_words, contains, dates, held_date, names, numbers, sentence_spans, split_sentences,
                       strip_markers, without_dates)
 from rag.types import Embedder, Hit
@@ -213,10 +214,13 @@ class Grounder:
 
     @staticmethod
     def answers_type(question: str, answer: str) -> bool:
-        """False when the question asks for a number (how many, when, what year...) and the answer holds none, or
-        for a code name (which method, event, option...) and the answer names none the question does not."""
+        """False when the question asks for a number (how many, when, what year...) and the answer holds none, for
+        a place (where was X born...) and the answer names none the question does not, or for a code name (which
+        method, event, option...) and the answer names none the question does not."""
         text = strip_markers(answer)  # "[1]" is no number
         if wants_number(question) and not numbers(text):
+            return False
+        if wants_place(question) and not new_name(question, text):
             return False
         return not wants_code(question) or bool(set(identifiers(text)) - set(identifiers(question)))
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from rag.text import STEM, content_words, dates, held_date, numbers
+from rag.text import STEM, contains, content_words, dates, held_date, names, numbers
 
 # `code`, "quoted" or 'quoted' terms, snake_case / dotted / camelCase identifiers
 _IDENTIFIER = re.compile(r"`([^`\n]{1,60})`|(?<!\w)[\"“']([^\"”'\n]{1,40})[\"”'](?!\w)"
@@ -45,6 +45,10 @@ _WANTS_NUMBER = re.compile(r"\b(how (many|much|long|tall|high|old|far|deep|big|o
 # questions that want a code name: the sentence that answers names one the question does not
 _WANTS_CODE = re.compile(r"\b(which|what)\s+(\w+\s+)?(method|function|event|option|property|class|symbol|module|"
                          r"constant|flag|header|signal|error code|socket option)s?\b", re.IGNORECASE)
+# questions that want a place (a birthplace, a home town): the sentence that answers names one the question does not
+_WANTS_PLACE = re.compile(r"\bwhere\b[^?]*\b(born|from|grow|grew|raised|lives?|lived)\b|\b(born|from|grew up|raised|lives?|"
+                          r"lived)\s+where\b|\b(which|what)\s+(city|town|country|village|county|province)\b|"
+                          r"\bbirthplace\b|\bhome ?town\b|\bplace of birth\b", re.IGNORECASE)
 MIN_WORDS = 3  # shorter fragments ("## Kiln", "Defaults to 600.") are not answers on their own
 BM25_K1, BM25_B = 1.2, 0.75
 
@@ -63,6 +67,16 @@ def wants_number(question: str) -> bool:
 def wants_code(question: str) -> bool:
     """True for questions whose answer is a code name (which method, event, option, constant...)."""
     return bool(_WANTS_CODE.search(question))
+
+
+def wants_place(question: str) -> bool:
+    """True for questions whose answer is a place (where was X born, which city does X come from...)."""
+    return bool(_WANTS_PLACE.search(question))
+
+
+def new_name(question: str, text: str) -> bool:
+    """True when ``text`` names something (a capitalised name or code identifier) that ``question`` does not."""
+    return any(not contains(question, n) for n in [*names(text), *identifiers(text)])
 
 
 def names_term(text: str, term: str) -> bool:
@@ -103,6 +117,7 @@ class SentenceScorer:
         bm25 = self._bm25(asked, weights, sentences)
         number = wants_number(question)
         code = wants_code(question)
+        place = wants_place(question)
         asked_dates = dates(question)
         out = []
         for i, text in enumerate(sentences):
@@ -114,6 +129,8 @@ class SentenceScorer:
                                    asked, terms, bm25[i], close, number))
             if code:
                 out[-1] += 0.15 if set(identifiers(text)) - set(terms) else 0.0
+            if place:  # "born where?": the line that names a town, not the one about the parents
+                out[-1] += 0.1 if new_name(question, text) else -0.1
             if asked_dates and _other_day(text, asked_dates):
                 out[-1] -= 0.3  # a look-alike's line: "born on 04/06/1966" is not "born on 23 August 1966"
         return out

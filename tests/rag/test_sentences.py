@@ -98,3 +98,18 @@ def test_a_sentence_that_states_another_day_than_the_question_loses():
     assert "Nenka Iropimdra" in best.text
     [undated] = grounder.extract(grounder.evidence("Who writes about mountaineering in Dandraka?", [teslo, nenka]))
     assert "Teslo Kabrarek" in undated.text  # no date asked: the first passage's line, as before
+
+
+def test_a_place_question_wants_a_line_that_names_a_place():
+    """"Born where?" put to a biography: its parents line shares the name and the embedder's words, yet only the
+    line that names a town answers, and an answer naming no place does not answer it (a rescued look-alike
+    question was answered with the parents line)."""
+    grounder = Grounder(AnswerConfig(), KeywordEmbedder(["votor", "ironenpim", "born"]))
+    bio = _hit("votor", "Votor Ironenpim was born to a locksmith (father) and a veterinarian (mother). "
+                        "Votor Ironenpim spent a childhood in Rekullo, the town of birth.", 1)
+    question = "Votor Ironenpim - born where, exactly?"
+    [best] = grounder.extract(grounder.evidence(question, [bio]))
+    assert "Rekullo" in best.text
+    assert not Grounder.answers_type(question, "Votor Ironenpim grew up as the child of a locksmith [1].")
+    assert Grounder.answers_type(question, "Votor Ironenpim was born in Rekullo [1].")
+    assert Grounder.answers_type("Where is the config file located?", "It is in the home folder.")  # no place asked
