@@ -38,7 +38,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.factbank import Fact, gold_correct, lent_value, make_bank, make_lookalike_bank, write_bank  # noqa: E402
-from knowledge.distill.data import Prompter, general_set  # noqa: E402
+from knowledge.distill.data import Prompter  # noqa: E402
 from rag.text import normalise  # noqa: E402
 from pipelines.config import Settings  # noqa: E402
 from pipelines.distill import DistillReport, DistillRound  # noqa: E402
@@ -143,7 +143,7 @@ def served_closed(pipe: QAPipeline, sets: dict[str, list[Item]], bank: list[Fact
 
 
 def served_again(work: Path, out: Path, sets: dict[str, list[Item]], bank: list[Fact], hot: list[Fact],
-                 cold: list[Fact]) -> None:
+                 cold: list[Fact], other: list[Fact]) -> None:
     """``closed_served`` once more, with the code as it is now, on the KB and active adapter an earlier run left
     in ``work``; the result replaces ``closed_served`` in ``out`` (the earlier figures kept as
     ``closed_served_before``). The sets must be the same run's: ``out``'s sizes are checked."""
@@ -156,15 +156,29 @@ def served_again(work: Path, out: Path, sets: dict[str, list[Item]], bank: list[
     result["closed_served_before"] = result.get("closed_served")
     result["closed_served"] = served_closed(product, sets, bank)
     served_extras(product, result, settings, work / "kb", str(work / "kb" / "adapters" / active), sets, bank,
-                  hot, cold)
+                  hot, cold, other)
     out.write_text(json.dumps(result, indent=2, default=str))
     print(json.dumps({k: result.get(k) for k in ("closed_served", "open_asked", "open_unseen", "recovery_served",
                                                  "recovery_served_unseen", "yield", "lowercase_served",
                                                  "lowercase_raw", "routing")}, indent=1))
 
 
+def routing_again(work: Path, out: Path, hot: list[Fact], cold: list[Fact], other: list[Fact]) -> None:
+    """Only ``routing``, with the code as it is now, on the KB and active adapter an earlier run left in ``work``."""
+    result = json.loads(out.read_text())
+    if result.get("hot_facts") != len(hot):
+        raise SystemExit(f"--routing-from: {out} holds another run ({result.get('hot_facts')} hot facts)")
+    settings = Settings.model_validate(json.loads((work / "round-settings.json").read_text()))
+    active = json.loads((work / "kb" / "adapters" / "active.json").read_text())["active"]
+    result["routing_before"] = result.get("routing")
+    result["routing"] = routing(settings, work / "kb", str(work / "kb" / "adapters" / active), hot, cold, other)
+    out.write_text(json.dumps(result, indent=2, default=str))
+    print(json.dumps(result["routing"], indent=1))
+
+
 def served_extras(product: QAPipeline, result: dict[str, Any], settings: Settings, kb: Path, adapter: str,
-                  sets: dict[str, list[Item]], bank: list[Fact], hot: list[Fact], cold: list[Fact]) -> None:
+                  sets: dict[str, list[Item]], bank: list[Fact], hot: list[Fact], cold: list[Fact],
+                  other: list[Fact] = ()) -> None:
     """After ``closed_served``: the open-book baselines (base model, RAG prompt, one phrasing per fact) of the asked
     questions and their never-asked paraphrases, served recovery on both, taught yield; questions typed without
     capitals (served, and the adapter's raw answers: what they got when only capitals named a subject); and
@@ -179,7 +193,7 @@ def served_extras(product: QAPipeline, result: dict[str, Any], settings: Setting
     result["lowercase_raw"] = {f"closed_{k}": score(answer(product.closed_generator, [
         product.builder.build_closed_book(q).text for q, _ in rows]), rows, bank) for k, rows in lower.items()}
     product.close()
-    result["routing"] = routing(settings, kb, adapter, hot, cold)
+    result["routing"] = routing(settings, kb, adapter, hot, cold, other)
 
 
 def open_book(qa: QAPipeline, gen: HFGenerator, rows: list[Item], bank: list[Fact], per: int) -> dict[str, Any]:
@@ -322,25 +336,49 @@ def taught(adapter: Path, bank: list[Fact]) -> dict[str, Any]:
             "right_keys": sorted(f"{e}|{a}" for e, a in right)}
 
 
-def routing(settings: Settings, kb: Path, adapter: str, hot: list[Fact], cold: list[Fact]) -> dict[str, Any]:
-    """``generation.mode = "auto"`` vs ``"rag"`` on unseen phrasings of hot facts and on cold facts."""
-    rows = items(hot, "unseen", 1) + items(cold, "asked", 1)
-    out: dict[str, Any] = {}
+def routing(settings: Settings, kb: Path, adapter: str, hot: list[Fact], cold: list[Fact],
+            other: list[Fact] = ()) -> dict[str, Any]:
+    """``generation.mode = "auto"`` vs ``"rag"`` through ``QAPipeline.ask``: unseen phrasings of hot facts, cold
+    facts and (``groups`` only) facts of never-asked documents, look-alikes of the learnt ones (up to as many as
+    the hot facts). The totals are over hot and cold, as before; ``groups`` has each group's accuracy in both
+    modes (routing must lose none), and ``on_routed`` both modes' times and answers on the questions ``auto``
+    routes closed-book (``rag`` can be faster overall only because it abstains early on paraphrases)."""
+    groups = {"hot_unseen": items(hot, "unseen", 1), "cold": items(cold, "asked", 1),
+              "other": items(list(other)[: len(hot)], "asked", 1)}
+    rows = [r for g in groups.values() for r in g]
+    got: dict[str, list] = {}
     for mode in ("rag", "auto"):
         s = settings.override({"generation.mode": mode, "generation.max_new_tokens": ANSWER_TOKENS})
         qa = QAPipeline.from_config(s, kb=kb, adapter=adapter)
-        answers = [qa.ask(q, log=False) for q, _ in rows]
+        got[mode] = [qa.ask(q, log=False) for q, _ in rows]
         qa.close()
-        routed = [(a, r) for a, r in zip(answers, rows) if a.path == "closed"]
+    right = {m: [gold_correct(a.text, r[1]) for a, r in zip(answers, rows)] for m, answers in got.items()}
+    main = range(len(groups["hot_unseen"]) + len(groups["cold"]))  # the totals reported before groups
+    taken = [i for i in main if got["auto"][i].path == "closed"]
+    out: dict[str, Any] = {}
+    for mode, answers in got.items():
         out[mode] = {
-            "n": len(rows), "routed": len(routed),
-            "routed_correct": sum(gold_correct(a.text, r[1]) for a, r in routed),
-            "accuracy": sum(gold_correct(a.text, r[1]) for a, r in zip(answers, rows)) / len(rows),
-            "median_total_s": statistics.median(a.timings["total_s"] for a in answers),
+            "n": len(main), "routed": len(taken) if mode == "auto" else 0,
+            "routed_correct": sum(right[mode][i] for i in taken) if mode == "auto" else 0,
+            "accuracy": sum(right[mode][i] for i in main) / len(main),
+            "abstained": sum(answers[i].abstained for i in main),
+            "median_total_s": statistics.median(answers[i].timings["total_s"] for i in main),
+            "on_routed": {"correct": sum(right[mode][i] for i in taken),
+                          "abstained": sum(answers[i].abstained for i in taken),
+                          "median_total_s": statistics.median(answers[i].timings["total_s"] for i in taken)
+                          if taken else None},
         }
     auto = out["auto"]
     auto["precision"] = auto["routed_correct"] / auto["routed"] if auto["routed"] else None
     auto["share_routed"] = auto["routed"] / auto["n"]
+    auto["on_routed_seconds_ratio_to_rag_p50"] = round(statistics.median(
+        got["auto"][i].timings["total_s"] / got["rag"][i].timings["total_s"] for i in taken), 3) if taken else None
+    out["groups"], start = {}, 0
+    for name, group in groups.items():
+        span = range(start, start + len(group))
+        start += len(group)
+        out["groups"][name] = {"n": len(group), "routed": sum(got["auto"][i].path == "closed" for i in span)} | {
+            f"{m}_correct": sum(right[m][i] for i in span) for m in got}
     return out
 
 
@@ -397,6 +435,8 @@ def main() -> None:
                     help="with --round-only: re-measure closed_served, the open-book baseline, served recovery and "
                          "auto routing on an earlier run's work directory "
                          "(its KB and active adapter; same seed and sizes) into --out's existing result")
+    ap.add_argument("--routing-from", metavar="WORK",
+                    help="re-measure only auto against rag routing on an earlier run's work directory into --out")
     ap.add_argument("--out", default="bench/results/distill.json")
     args = ap.parse_args()
     if args.open_book_examples:
@@ -421,7 +461,10 @@ def main() -> None:
             "other": items(other, "asked", 2)}
     if args.served_from:
         served_again(Path(args.served_from), Path(args.out), {k: sets[k] for k in SERVED_SETS}, facts,
-                     hot, split["cold"])
+                     hot, split["cold"], other)
+        return
+    if args.routing_from:
+        routing_again(Path(args.routing_from), Path(args.out), hot, split["cold"], other)
         return
     work = Path(tempfile.mkdtemp(prefix="distill-bench-"))
     overrides = dict(kv.split("=", 1) for kv in args.set)
@@ -465,7 +508,8 @@ def main() -> None:
             product = QAPipeline.from_config(settings, adapter=adapter)
             result["closed_served"] = served_closed(product, lend, facts)
             if report.promoted:  # routing asks with the active adapter
-                served_extras(product, result, settings, work / "kb", adapter, lend, facts, hot, split["cold"])
+                served_extras(product, result, settings, work / "kb", adapter, lend, facts, hot, split["cold"],
+                              other)
             else:
                 product.close()
         result["total_s"] = round(time.perf_counter() - t_start, 1)
