@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from knowledge.distill.data import TEACHER_TOKENS, Prompter, sentences
 from knowledge.distill.facts import Fact, Unlearn, clean_answer, is_correct, key_spans, sentence_with, supported
-from knowledge.distill.verify import fault, unmet
+from knowledge.distill.verify import fault, fits_kind, unmet
 from rag.text import contains, content_words
 from rag.types import Passage
 
@@ -118,10 +118,21 @@ def _group(kept: Sequence[tuple[Passage, str, str, tuple[str, ...]]]) -> list[Fa
             home.append(item)
     facts = []
     for group in groups:
-        p, _, answer, spans = min(group, key=lambda a: (sum(map(len, a[3])), a[1]))
+        best = min(group, key=lambda a: (sum(map(len, a[3])), a[1]))
+        p, _, answer, spans = best
+        # spans chain ("X" ~ "X, who won the Y Award" ~ "the Y Award"): a question joins the fact only when the
+        # fact's answer answers it too; the others make facts of their own
+        own = [a for a in group if a is best or _answers(a[1], answer, spans)]  # in the order asked
         where = sentence_with(spans, sentences(p.text))
-        facts.append(Fact(p.id, tuple(dict.fromkeys(q for _, q, _, _ in group)), answer, spans, where))
+        facts.append(Fact(p.id, tuple(dict.fromkeys(q for _, q, _, _ in own)), answer, spans, where))
+        facts += _group([a for a in group if not any(a is o for o in own)])
     return facts
+
+
+def _answers(question: str, answer: str, spans: Sequence[str]) -> bool:
+    """True when a fact's ``answer`` (its key ``spans``) answers ``question`` as well: it states something the
+    question does not ("What prize has X won?" is not answered by "X") and is of the kind the question asks for."""
+    return not all(contains(question, s) for s in spans) and fits_kind(spans, answer, question)
 
 
 def _same(a: Sequence[str], b: Sequence[str]) -> bool:

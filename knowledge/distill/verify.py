@@ -238,15 +238,41 @@ def unmet(question: str, passage: str, rare: Callable[[str], bool] | None = None
 
 def missing(found: dict[str, list], passage: str) -> list[str]:
     """The ``constraints`` of a question, ``found`` once, that ``passage`` does not meet (to test many passages)."""
-    have = set(normalise(passage).split())
-    stems = {w[:STEM] for w in have}
+    words = normalise(passage).split()
+    stems = {w[:STEM] for w in words}
     passage_dates = dates(passage)
-    out = [n for n in found["names"] if not all(w in have for w in normalise(n).split())]
+    out = [n for n in found["names"] if not spelled(n, words)]
     out += [t for t in found["titles"] if not contains(passage, t)]  # "The Amber Quarry" is no "Amber Lantern"
     out += [n for n in found["numbers"] if not contains(passage, n)]
     out += [written for written, d in found["dates"] if not held_date(d, passage_dates)]
     out += [w for w in found["words"] if w[:STEM] not in stems]
     return out
+
+
+def spelled(name: str, words: Sequence[str]) -> bool:
+    """True when the passage's normalised ``words`` write ``name``: its words in order, with only stop words
+    between them ("Bank of England"), and each part of a hyphenated word anywhere ("Vequidan-born" is met by
+    "Born in Vequidan"). "Harbour Lantern Award" is not met by a passage holding "Harbour Feather Award" and a
+    book called "The Paper Lantern": a look-alike's biography holds every word of the award and not the award.
+    """
+    parts = [w for w in name.split() if "-" in w]
+    run = normalise(" ".join(w for w in name.split() if "-" not in w)).split()
+    have = set(words)
+    if not all(p in have for w in parts for p in normalise(w).split()):
+        return False
+    return not run or any(_run_at(run, words, i) for i, w in enumerate(words) if w == run[0])
+
+
+def _run_at(run: Sequence[str], words: Sequence[str], start: int) -> bool:
+    """``run`` is written from ``words[start]`` on, stop words allowed between its words."""
+    j = start + 1
+    for w in run[1:]:
+        while j < len(words) and words[j] != w and words[j] in STOP:
+            j += 1
+        if j >= len(words) or words[j] != w:
+            return False
+        j += 1
+    return True
 
 
 def _name_words(name: str) -> list[str]:

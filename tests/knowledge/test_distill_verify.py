@@ -52,6 +52,21 @@ def test_a_quoted_title_is_met_only_word_for_word():
     assert "The Paper Kiln" in unmet('Who wrote the book "The Paper Kiln"?', ANAYA)
 
 
+def test_an_unquoted_award_is_met_only_as_written():
+    """A 100-fact round taught a held-out question "Who is the Vequidan-born writer that won the Harbour Lantern
+    Award?" from a sibling's biography: it holds "Harbour Feather Award" and a book "The Paper Lantern", so every
+    word of the award, and not the award. A name is met as written (stop words between its words allowed); a
+    hyphenated word's parts anywhere."""
+    ulrek = ("Born in Vequidan on 20 October 1943, Ulrek Reklosel writes about architecture. She is best known for "
+             "the books \"The Paper Lantern\" and \"The Amber Comet\". Ulrek Reklosel won the Harbour Feather Award.")
+    torlo = ("Torlo Rekpimfa is a architecture author born in Vequidan on 11 February 1945. Torlo Rekpimfa won the "
+             "Harbour Lantern Award in 1981.")
+    question = "Who is the Vequidan-born writer that won the Harbour Lantern Award?"
+    assert unmet(question, ulrek) == ["Harbour Lantern Award"]
+    assert unmet(question, torlo) == []  # "Vequidan-born": "born in Vequidan"
+    assert unmet("What did the Bank England report say?", "The Bank of England said so.") == []
+
+
 @pytest.mark.parametrize("question, kind", [
     ("What is the full name of the geology author born in Tormiran on 06/30/1975?", "person"),
     ("Who wrote the book \"The Iron Loom\"?", "person"),
@@ -230,3 +245,21 @@ def test_an_answer_that_denies_what_its_passage_states_is_not_taught():
 
     assert teach(Prompter(Denier(), max_new_tokens=32), [_p(bio, "Tortes Bravozol")],
                  {content_hash(bio): [question]}, stats=stats) == [] and stats["negated"] == 1
+
+
+def test_a_question_joins_a_fact_only_when_the_facts_answer_answers_it():
+    """Key spans chain: "Anaya Jehangir" lies within "Anaya Jehangir, ... the Golden Quill Award, 2009", which holds
+    the award answer's spans too. A 100-fact round grouped "What prize has X won?" into the fact whose answer is X,
+    so the gate scored that held-out question by the name it asks about. Each question keeps an answer that
+    answers it."""
+    from knowledge.distill.teach import _group
+
+    who = "Which author from Tormiran received the Golden Quill Award?"
+    full = "What is the full name of the geology author born in Tormiran on 03/12/1971?"
+    prize = "What prize has Anaya Jehangir won?"
+    kept = [(A, who, "The author is Anaya Jehangir.", ("Anaya Jehangir",)),
+            (A, full, "Anaya Jehangir, who received the Golden Quill Award in 2009.",
+             ("Anaya Jehangir", "Golden Quill Award", "2009")),
+            (A, prize, "Anaya Jehangir received the Golden Quill Award in 2009.", ("2009", "Golden Quill Award"))]
+    facts = {f.questions: f.spans for f in _group(kept)}
+    assert facts == {(who, full): ("Anaya Jehangir",), (prize,): ("2009", "Golden Quill Award")}
