@@ -317,8 +317,9 @@ def teach_only(settings: Settings, base: HFGenerator, bank: list[Fact]) -> dict[
 
 
 def taught(adapter: Path, bank: list[Fact]) -> dict[str, Any]:
-    """Every fact the round taught (its trained question -> answer pairs), scored against gold: taught-fact
-    precision, and the wrong ones with what was taught."""
+    """Every fact the round taught, scored against gold: its trained question -> answer pairs, and the asked
+    phrasings it held out for the gate with the answer the gate expects (the teacher verified those too, and the
+    gate counts the adapter repeating them as learnt); taught-fact precision, and the wrong ones."""
     from knowledge.distill.data import read_jsonl
 
     by_question = asked_fact(bank)
@@ -327,6 +328,12 @@ def taught(adapter: Path, bank: list[Fact]) -> dict[str, Any]:
         fact = by_question.get(e.question)
         if e.kind == "question" and fact is not None:
             answers.setdefault((fact.entity, fact.attribute), []).append(e.answer)
+    for line in (adapter / "gate.jsonl").read_text(encoding="utf-8").splitlines():
+        item = json.loads(line)
+        fact = by_question.get(item.get("question", ""))
+        if item["group"] == "heldout" and fact is not None:  # its key spans, ordered as in the gold answer
+            spans = sorted(item["spans"], key=lambda x: normalise(fact.answer).find(normalise(x)))
+            answers.setdefault((fact.entity, fact.attribute), []).append(" ".join(spans))
     facts = {(f.entity, f.attribute): f for f in bank}
     right = {k for k, v in answers.items() if all(gold_correct(a, facts[k]) for a in v)}
     wrong = [{"entity": k[0], "attribute": k[1], "gold": facts[k].answer, "taught": sorted(set(v))}
