@@ -111,7 +111,7 @@ class GenerationConfig(Section):
     context_window: int = Field(0, ge=0, description="0 = the model's own")
     allow_downloads: bool = False
     cache_dir: str = "~/.cache/rag-knowledge"
-    mode: Literal["rag", "auto", "closed"] = "rag"
+    mode: Literal["rag", "auto", "closed"] = "auto"
     adapter_scope: Literal["closed", "all"] = Field(
         "closed", description="the distilled adapter answers closed-book questions only (mode closed, or routed by "
                               "auto); prompts holding passages go to the base model. 'all' = it serves every prompt")
