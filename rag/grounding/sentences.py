@@ -49,6 +49,7 @@ _WANTS_CODE = re.compile(r"\b(which|what)\s+(\w+\s+)?(method|function|event|opti
 _WANTS_PLACE = re.compile(r"\bwhere\b[^?]*\b(born|from|grow|grew|raised|lives?|lived)\b|\b(born|from|grew up|raised|lives?|"
                           r"lived)\s+where\b|\b(which|what)\s+(city|town|country|village|county|province)\b|"
                           r"\bbirthplace\b|\bhome ?town\b|\bplace of birth\b", re.IGNORECASE)
+_DOUBLE_QUOTED = re.compile(r"[\"“][^\"“”\n]{1,80}[\"”]")
 MIN_WORDS = 3  # shorter fragments ("## Kiln", "Defaults to 600.") are not answers on their own
 BM25_K1, BM25_B = 1.2, 0.75
 
@@ -75,8 +76,10 @@ def wants_place(question: str) -> bool:
 
 
 def new_name(question: str, text: str) -> bool:
-    """True when ``text`` names something (a capitalised name or code identifier) that ``question`` does not."""
-    return any(not contains(question, n) for n in [*names(text), *identifiers(text)])
+    """True when ``text`` names something (a capitalised name or code identifier) that ``question`` does not. A
+    title in double quotes names a work ("The Hollow Weir"), not a place: it does not count."""
+    bare = _DOUBLE_QUOTED.sub(" ", text)
+    return any(not contains(question, re.sub(r"['’]s$", "", n)) for n in [*names(bare), *identifiers(bare)])
 
 
 def names_term(text: str, term: str) -> bool:

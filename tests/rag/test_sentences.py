@@ -112,4 +112,6 @@ def test_a_place_question_wants_a_line_that_names_a_place():
     assert "Rekullo" in best.text
     assert not Grounder.answers_type(question, "Votor Ironenpim grew up as the child of a locksmith [1].")
     assert Grounder.answers_type(question, "Votor Ironenpim was born in Rekullo [1].")
+    books = 'Votor Ironenpim\'s books include "The Hollow Weir" and "The Sunken Comet" [1].'
+    assert not Grounder.answers_type("Do you know what city Votor Ironenpim comes from?", books)  # titles, no place
     assert Grounder.answers_type("Where is the config file located?", "It is in the home folder.")  # no place asked
