@@ -142,6 +142,13 @@ def served_closed(pipe: QAPipeline, sets: dict[str, list[Item]], bank: list[Fact
     return out
 
 
+def earlier_run(work: Path) -> tuple[Settings, str]:
+    """The round settings and the active adapter's folder an earlier run left in ``work``."""
+    settings = Settings.model_validate(json.loads((work / "round-settings.json").read_text()))
+    active = json.loads((work / "kb" / "adapters" / "active.json").read_text())["active"]
+    return settings, str(work / "kb" / "adapters" / active)
+
+
 def served_again(work: Path, out: Path, sets: dict[str, list[Item]], bank: list[Fact], hot: list[Fact],
                  cold: list[Fact], other: list[Fact]) -> None:
     """``closed_served`` once more, with the code as it is now, on the KB and active adapter an earlier run left
@@ -150,13 +157,11 @@ def served_again(work: Path, out: Path, sets: dict[str, list[Item]], bank: list[
     result = json.loads(out.read_text())
     if any(result["sizes"].get(k) != len(v) for k, v in sets.items()):
         raise SystemExit(f"--served-from: {out} holds other sets ({result['sizes']})")
-    settings = Settings.model_validate(json.loads((work / "round-settings.json").read_text()))
-    active = json.loads((work / "kb" / "adapters" / "active.json").read_text())["active"]
-    product = QAPipeline.from_config(settings, adapter=str(work / "kb" / "adapters" / active))
+    settings, adapter = earlier_run(work)
+    product = QAPipeline.from_config(settings, adapter=adapter)
     result["closed_served_before"] = result.get("closed_served")
     result["closed_served"] = served_closed(product, sets, bank)
-    served_extras(product, result, settings, work / "kb", str(work / "kb" / "adapters" / active), sets, bank,
-                  hot, cold, other)
+    served_extras(product, result, settings, work / "kb", adapter, sets, bank, hot, cold, other)
     out.write_text(json.dumps(result, indent=2, default=str))
     print(json.dumps({k: result.get(k) for k in ("closed_served", "open_asked", "open_unseen", "recovery_served",
                                                  "recovery_served_unseen", "yield", "lowercase_served",
@@ -168,10 +173,9 @@ def routing_again(work: Path, out: Path, hot: list[Fact], cold: list[Fact], othe
     result = json.loads(out.read_text())
     if result.get("hot_facts") != len(hot):
         raise SystemExit(f"--routing-from: {out} holds another run ({result.get('hot_facts')} hot facts)")
-    settings = Settings.model_validate(json.loads((work / "round-settings.json").read_text()))
-    active = json.loads((work / "kb" / "adapters" / "active.json").read_text())["active"]
+    settings, adapter = earlier_run(work)
     result["routing_before"] = result.get("routing")
-    result["routing"] = routing(settings, work / "kb", str(work / "kb" / "adapters" / active), hot, cold, other)
+    result["routing"] = routing(settings, work / "kb", adapter, hot, cold, other)
     out.write_text(json.dumps(result, indent=2, default=str))
     print(json.dumps(result["routing"], indent=1))
 
