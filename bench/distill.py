@@ -155,9 +155,19 @@ def served_again(work: Path, out: Path, sets: dict[str, list[Item]], bank: list[
     in ``work``; the result replaces ``closed_served`` in ``out`` (the earlier figures kept as
     ``closed_served_before``). The sets must be the same run's: ``out``'s sizes are checked."""
     result = json.loads(out.read_text())
+    settings, adapter = earlier_run(work)
+    if "closed_before" not in result:  # a --round-only run stopped after its round: its closed-book sets first
+        if "taught" not in result or result.get("hot_facts", len(hot)) != len(hot):
+            raise SystemExit(f"--served-from: {out} holds no round of this setup")
+        result["sizes"] = {k: len(v) for k, v in sets.items()}
+        result["hot_facts"] = len(hot)
+        qa = QAPipeline.from_config(settings, generator=HFGenerator(settings.generation, adapter=""))
+        for key, name in (("closed_before", ""), ("closed_after", adapter)):
+            result[key] = measure(qa, make_generator(settings.generation, adapter=name), sets, PER_FACT,
+                                  open_book=False, bank=bank)
+        qa.close()
     if any(result["sizes"].get(k) != len(v) for k, v in sets.items()):
         raise SystemExit(f"--served-from: {out} holds other sets ({result['sizes']})")
-    settings, adapter = earlier_run(work)
     product = QAPipeline.from_config(settings, adapter=adapter)
     result["closed_served_before"] = result.get("closed_served")
     result["closed_served"] = served_closed(product, sets, bank)
@@ -384,6 +394,17 @@ def routing(settings: Settings, kb: Path, adapter: str, hot: list[Fact], cold: l
     auto["share_routed"] = auto["routed"] / auto["n"]
     auto["on_routed_seconds_ratio_to_rag_p50"] = round(statistics.median(
         got["auto"][i].timings["total_s"] / got["rag"][i].timings["total_s"] for i in taken), 3) if taken else None
+    # the fair speed comparison: routed questions that ``rag`` answered (it did not abstain), and what a failed
+    # routing attempt (the adapter's answer did not check out: the ask goes on to RAG) adds to the rest
+    answered = [i for i in taken if not got["rag"][i].abstained]
+    auto["on_routed_rag_answered"] = {"n": len(answered)} | ({
+        f"{m}_median_total_s": round(statistics.median(got[m][i].timings["total_s"] for i in answered), 3)
+        for m in got} if answered else {})
+    tried = [i for i in main if i not in set(taken) and got["rag"][i].path == "rag"]
+    auto["not_routed_extra_s_p50"] = round(statistics.median(
+        got["auto"][i].timings["total_s"] - got["rag"][i].timings["total_s"] for i in tried), 3) if tried else None
+    auto["routed_completion_tokens_p50"] = statistics.median(
+        got["auto"][i].tokens["completion"] for i in taken) if taken else None
     out["groups"], start = {}, 0
     for name, group in groups.items():
         span = range(start, start + len(group))
