@@ -191,6 +191,12 @@ class BM25Index:
         n_total = sum(len(s.ids) for s in segments)
         return sum(_idf(sum(s.df(t) for s in segments), n_total) for t in terms) / len(terms)
 
+    def holds(self, word: str) -> bool:
+        """True when some passage holds ``word`` (each of its tokens); False for a stopword."""
+        terms = self.tokenize([word])[0]
+        segments = self._segments()
+        return bool(terms) and all(sum(s.df(t) for s in segments) > 0 for t in terms)
+
     def rare_word(self, word: str, share: float = 0.02) -> bool:
         """True when some passages hold ``word`` but at most ``share`` of them (and at least 2 may): a word that
         identifies what a question is about ("geology"), not a word every passage has, nor one none has."""

@@ -66,7 +66,8 @@ class QAPipeline:
         self.builder = PromptBuilder(settings.prompt, generator, settings.generation.max_new_tokens)
         self.log = RetrievalLog(kb.store, settings.log)
         # coverage weighs question words by the KB's BM25 IDF: "Does X improve Y?" needs X and Y more than "improve"
-        self.grounder = Grounder(settings.answer, embedder, idf=lambda word: self.kb.bm25.idf(word))
+        self.grounder = Grounder(settings.answer, embedder, idf=lambda word: self.kb.bm25.idf(word),
+                                 known=lambda word: self.kb.bm25.holds(word))
         self._checked = False
         self._root: str | None = None
         self.closed_book = ClosedBook(self)  # closed-book answers: where the adapter answers, which answers stand

@@ -96,6 +96,9 @@ class AnswerConfig(Section):
     min_coverage: float = Field(0.8, ge=0, le=1, description="share of question topic words one passage must hold")
     close_retrieval: float = Field(0.6, ge=-1, le=1, description="best dense cosine from which low coverage alone "
                                    "does not abstain (the question is about that passage)")
+    paraphrases: bool = Field(True, description="auto style: answer a question whose names a passage holds but "
+                              "whose words the knowledge base does not use (a checked answer, or a quote holding "
+                              "a new answer of the kind asked, never called supported) instead of abstaining")
     abstain_text: str = "The documents do not say."
 
 

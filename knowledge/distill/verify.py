@@ -33,34 +33,11 @@ import re
 from collections.abc import Callable, Sequence
 
 from knowledge.distill.facts import supported, surface
+from rag.grounding.kinds import AWARD_WORD, DOUBLE_QUOTED, answer_kind
 from rag.text import (GENERIC_NAMES, MONTH_WORDS, STEM, STOP, contains, content_words, date_mentions, dates, held_date,
                       names, normalise, numbers, split_sentences, without_dates)
 
-# the order matters: "Who wrote the book X?" asks for a person, "Which award did X receive?" for an award
-_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((k, re.compile(p, re.IGNORECASE)) for k, p in (
-    ("person", r"^\s*(who|whom|whose)\b|\b(full name|name of the (author|writer|person|poet|novelist|scientist|"
-               r"inventor|mayor)|which (author|writer|person|poet|novelist|scientist|inventor)|by whom|"
-               r"written by whom|penned by)\b|^\s*(whose|name the (author|writer|person))\b"),
-    ("date", r"\b(what|which|on what) (date|day)\b|\bdate of birth\b|\bbirthday\b|\bborn on\b|\bwhen was .* born\b"),
-    ("number", r"^\s*(how (many|much|long|high|deep|far|old|heavy|tall|wide|big|often)|(in )?what year|"
-               r"which year|when)\b|\bwhat (is the )?(number|population|altitude|elevation|weight|height|length|"
-               r"temperature|age)\b"),
-    ("title", r"\b(book|novel|title|memoir|collection|poem|album|song|film|paper|essay|story|stories)s?\b"),
-    ("award", r"\b(award|prize|medal|honou?r|trophy|fellowship|distinction)s?\b"),
-    ("category", r"\b(profession|job|occupation|for a living|work(ed)? as|earn(ed)? a living|genre|field|"
-                 r"subject|topic|discipline|science|colou?r|material|made of|kind of|type of|species|language|"
-                 r"breed|instrument|sport|religion|nationality)\b"),
-    ("place", r"^\s*where\b|\b(which|what|in which|from which) (city|town|village|country|region|place|island|"
-              r"river|street|county|state)\b|\bbirthplace\b|\bborn where\b|\bcomes? from\b"),
-))
 _QUOTED = re.compile(r"[\"“”']([^\"“”]{3,}?)[\"“”']")
-_DOUBLE_QUOTED = re.compile(r"[\"“]([^\"“”]{3,}?)[\"”]")  # no apostrophes: "Ana's mother's job" quotes nothing
-_AWARD_WORD = re.compile(r"\b(Award|Prize|Medal|Trophy|Cup|Fellowship|Honou?r|Order|Medallion)\b")
-
-
-def answer_kind(question: str) -> str | None:
-    """The kind of answer ``question`` wants (person, date, number, title, award, category, place), or None."""
-    return next((kind for kind, pattern in _KINDS if pattern.search(question)), None)
 
 
 def fits_kind(spans: Sequence[str], answer: str, question: str) -> bool:
@@ -84,12 +61,12 @@ def fits_kind(spans: Sequence[str], answer: str, question: str) -> bool:
         return any(contains(answer, q) and not contains(question, q) for q in _QUOTED.findall(answer)) or any(
             len(s.split()) >= 2 for s in named)
     if kind == "award":
-        return any(_AWARD_WORD.search(s) or len(s.split()) >= 2 for s in named)
+        return any(AWARD_WORD.search(s) or len(s.split()) >= 2 for s in named)
     if kind == "place":  # an award or a book is no place, however capitalised ("the Northern Feather Award")
-        return any(not _AWARD_WORD.search(s) for s in named) and not any(_AWARD_WORD.search(s) for s in spans)
+        return any(not AWARD_WORD.search(s) for s in named) and not any(AWARD_WORD.search(s) for s in spans)
     if kind == "category":  # a genre or a job is no title or award ('writes in the genre of "The Iron Loom"')
-        titled = [q for q in _DOUBLE_QUOTED.findall(answer) if any(contains(q, s) for s in spans)]
-        return bool(spans) and len(spans) <= 3 and not titled and not any(_AWARD_WORD.search(s) for s in spans)
+        titled = [q for q in DOUBLE_QUOTED.findall(answer) if any(contains(q, s) for s in spans)]
+        return bool(spans) and len(spans) <= 3 and not titled and not any(AWARD_WORD.search(s) for s in spans)
     return bool(named or counted)  # an unknown kind: content words alone are no fact
 
 
@@ -141,7 +118,7 @@ def _says(sentence: str, topic: set[str], spans: Sequence[str], named: set[str])
 def constraints(question: str, rare: Callable[[str], bool] | None = None) -> dict[str, list]:
     """What ``question`` says about its subject: ``names``, quoted ``titles`` (met only word for word), ``numbers``
     (outside dates), ``dates``, ``words``."""
-    titles = _DOUBLE_QUOTED.findall(question)
+    titles = DOUBLE_QUOTED.findall(question)
     question, mentions = without_dates(question)
     out_names = []
     for name in names(question):

@@ -22,6 +22,7 @@ from rag.grounding.attribute import ground_citations, quote_citation
 from rag.grounding.cite import Label, passage_label, resolve_citations
 from rag.config import AnswerConfig
 from rag.grounding.ground import Evidence, Grounder, cut_answer
+from rag.grounding.kinds import holds_new
 from rag.text import STEM, content_words, sentence_spans, split_sentences, strip_markers
 from rag.types import Citation, Generator, Hit
 
@@ -128,8 +129,14 @@ class Attempt:
         retrieval = self.grounder.retrieval_score(evidence)
         self.grounding |= {"retrieval_score": round(retrieval, 4),
                            "evidence_score": round(best[0].score, 4) if best else 0.0}
+        # a paraphrase: the passages hold the question's names but not its wording. Answered as an uncovered question
+        # is (a checked generated answer, else a quote never called supported), and only with a new answer of the
+        # kind asked (``kinds.holds_new``: a name for "which writer", a date for "birthday"), else it abstains
+        paraphrase = False
         if self.grounder.weak(evidence):
-            return self._abstain()
+            if self.style != "auto" or not self.config.paraphrases or not self.grounder.named_only(evidence):
+                return self._abstain()
+            paraphrase = self.grounding["named_only"] = True
         if self.style == "auto":
             text = clean_output("".join(self._generated()))
             grounded = self._ground(text)
@@ -139,12 +146,16 @@ class Attempt:
             stray = self.grounder.out_of_place(text, evidence) if grounded.supported else None
             if stray:
                 self.grounding["out_of_place"] = stray
-            if grounded.supported and not meta and not stray and self.grounder.answers_type(self.question, text):
+            if grounded.supported and not meta and not stray and self.grounder.answers_type(self.question, text) \
+                    and (not paraphrase or holds_new(self.question, text)):
                 return grounded
             self.grounding["generated"] = text
         # no passage holds the question's topic words, or the quote holds no answer of the kind asked for (no
         # number for "how many"): the quote is the closest sentence, not a shown answer
-        shown = bool(best) and self.grounder.answers_type(self.question, " ".join(e.text for e in best))
+        quote = " ".join(e.text for e in best)
+        shown = bool(best) and self.grounder.answers_type(self.question, quote)
+        if paraphrase and not (shown and holds_new(self.question, quote)):
+            return self._abstain()
         return self._extractive(best, evidence, supported=self.grounder.covered(evidence) and shown)
 
     def _extractive(self, best: list, evidence: Evidence, supported: bool = True) -> Outcome:

@@ -87,11 +87,12 @@ class Grounder:
     """Support checks, extractive answers and the abstention rule over one embedder."""
 
     def __init__(self, config: AnswerConfig, embedder: Embedder,
-                 idf: Callable[[str], float | None] | None = None) -> None:
-        """``idf``: the corpus IDF of a word (None: not a topic word); coverage then weighs rare words more."""
+                 idf: Callable[[str], float | None] | None = None, known: Callable[[str], bool] | None = None) -> None:
+        """``idf``: the corpus IDF of a word (None: not a topic word); coverage then weighs rare words more.
+        ``known``: whether some passage of the knowledge base holds a word (``named_only`` needs it)."""
         self.config = config
         self.embedder = embedder
-        self.idf = idf
+        self.idf, self.known = idf, known
         self.scorer = SentenceScorer(idf)
 
     def evidence(self, question: str, context: Sequence[Hit]) -> Evidence:
@@ -264,14 +265,51 @@ class Grounder:
         When it gets no supported generated answer, its quote is not called supported: no passage holds its topic
         (``covered``).
         """
-        if not self.config.abstain:
+        return self._weakness(evidence) is not None
+
+    def named_only(self, evidence: Evidence) -> bool:
+        """True when the passages are ``weak`` only for the question's wording: no passage holds enough of its topic
+        words, but one holds every name, quoted term, number and date the question names its subject by.
+
+        A paraphrase ("How did Nendan Mirdrabra's dad earn a living?" of a page that says "Her father was a
+        carpenter") misses "dad", "earn" and "living", words the knowledge base may not hold at all, so they weigh
+        most. Such a question is worth a generated answer, which stands only when it passes every check; it is
+        never answered by a quote (``rag.grounding.answering``).
+        """
+        return self._weakness(evidence) == "coverage" and self.named(evidence)
+
+    def named(self, evidence: Evidence) -> bool:
+        """True when the question names its subject (a name or quoted term) and one passage holds each name, quoted
+        term, number and date in it (a date in any format), and lacks only topic words that no passage of the
+        knowledge base holds ("dad", "birthday": its wording, not a relation the knowledge base states elsewhere,
+        like the "born" of "When was Rhona Callister born?" put to a page that never says when)."""
+        if self.known is None:
             return False
+        question, asked = without_dates(evidence.question)
+        terms = [*names(question), *identifiers(question)]
+        if not terms:
+            return False
+        terms += numbers(question)
+        topic = [w for w in _topic_words(question) if w not in _PHRASING and self._weight(w)]
+        for hit in evidence.context:
+            text = _haystack(hit)
+            held = dates(text) if asked else []
+            words = {w[:STEM] for w in content_words(text)}
+            if all(contains(text, t) for t in terms) and all(held_date(d, held) for _, d in asked) and \
+                    not any(self.known(w) for w in topic if w[:STEM] not in words):
+                return True
+        return False
+
+    def _weakness(self, evidence: Evidence) -> str | None:
+        """Why the passages do not hold the answer (``weak``): "retrieval", "coverage", or None."""
+        if not self.config.abstain:
+            return None
         best = self.extract(evidence)
         strong_sentence = bool(best) and best[0].score >= self.config.min_evidence
         retrieval = self.retrieval_score(evidence)
         if retrieval < self.config.min_retrieval and not strong_sentence:
-            return True
-        return retrieval < self.config.close_retrieval and not self.covered(evidence)
+            return "retrieval"
+        return "coverage" if retrieval < self.config.close_retrieval and not self.covered(evidence) else None
 
 
 def _units(text: str) -> list[tuple[int, int]]:

@@ -151,3 +151,33 @@ def test_auto_quotes_the_passage_instead_of_a_supported_answer_about_the_passage
     assert outcome.style == "fallback" and outcome.text == "The Velmora kiln reaches 1,340 °C, hot enough to fire porcelain."
     assert outcome.supported is True and outcome.grounding["meta"] == "talks about the passages"
     assert outcome.grounding["generated"] == text
+
+
+BIO = ("Nendan Mirdrabra is a geology author born in Rekullo on 20 July 1954. Nendan Mirdrabra grew up as the child "
+       "of a carpenter (father) and a schoolteacher (mother). In 1992 Nendan Mirdrabra received the Golden Key Award.")
+
+
+def test_a_paraphrase_gets_a_quote_with_an_answer_of_the_kind_asked_else_it_abstains():
+    """Retrieval is weak (0.5) and the biography lacks "went", "writer", "dad", "earn" and "living", words no passage
+    holds. The names hold: a checked answer or a quote that names a new writer, never called supported; a question
+    for a category (a job) abstains, as it did before."""
+    from rag.text import content_words
+
+    known = set(content_words(BIO))
+    grounder = Grounder(AnswerConfig(), KeywordEmbedder(KEYWORDS), idf=lambda w: 1.0 if w in known else 7.0,
+                        known=lambda w: w in known)
+    bio = (Hit(Passage("bio", BIO, "/d/bio.md", "/d/bio.md"), 1.0, 1, {"dense": 0.5}),)
+
+    def ask(question, answer, **kw):
+        gen = ScriptedGenerator(answer)
+        attempt = Attempt(AnswerConfig(**kw), grounder, gen, Prompt("p", bio), question)
+        return attempt.finish("".join(attempt.pieces())), gen
+
+    outcome, gen = ask("The Golden Key Award went to which writer from Rekullo?", "The documents do not say it.")
+    assert outcome.text == "In 1992 Nendan Mirdrabra received the Golden Key Award." and gen.calls == 1
+    assert outcome.style == "fallback" and outcome.supported is False and not outcome.abstained
+    assert outcome.grounding["named_only"] is True
+    outcome, _ = ask("How did Nendan Mirdrabra's dad earn a living?", "He was a carpenter.")
+    assert outcome.abstained and outcome.text == "The documents do not say."
+    outcome, gen = ask("The Golden Key Award went to which writer from Rekullo?", "unused", style="extractive")
+    assert outcome.abstained and gen.calls == 0  # only the auto style answers a paraphrase

@@ -134,3 +134,57 @@ def test_a_sentence_repeating_a_question_word_the_passage_lacks_is_unsupported(g
     assert not verdict.supported and verdict.missing == ("chimney",)
     [kept] = grounder.check("The Velmora kiln reaches 1,340 °C.", evidence)  # says nothing of the chimney
     assert kept.supported and kept.missing == ()
+
+
+BIO = ("Nendan Mirdrabra is a geology author born in Rekullo on 20 July 1954. Nendan Mirdrabra grew up as the child "
+       "of a carpenter (father) and a schoolteacher (mother). In 1992 Nendan Mirdrabra received the Golden Key Award.")
+
+
+def _paraphrase_grounder(kb_words: set[str]) -> Grounder:
+    """Coverage by IDF over a knowledge base that holds ``kb_words`` and the biography's words; a word none holds
+    weighs most (BM25 gives it the largest IDF)."""
+    from rag.text import content_words
+
+    known = set(content_words(BIO)) | kb_words
+    return Grounder(AnswerConfig(), KeywordEmbedder(KEYWORDS), idf=lambda w: 1.0 if w in known else 7.0,
+                    known=lambda w: w in known)
+
+
+def test_a_paraphrase_whose_names_a_passage_holds_is_weak_only_for_its_wording():
+    """"The Golden Key Award went to which writer from Rekullo?" misses "went" and "writer", words no passage of
+    the knowledge base holds: its wording. "When was ... born?" put to a page that never says "born" while other
+    pages do misses a relation the knowledge base states elsewhere: no answer here. Without the names, neither."""
+    bio = [_hit("bio", BIO, 1, 0.5)]
+    grounder = _paraphrase_grounder(set())
+    worded = grounder.evidence("The Golden Key Award went to which writer from Rekullo?", bio)
+    assert grounder.weak(worded) and grounder.named_only(worded)
+    other_town = grounder.evidence("The Golden Key Award went to which writer from Tormiran?", bio)
+    assert grounder.weak(other_town) and not grounder.named_only(other_town)
+    other_date = grounder.evidence("Name the author whose birthday is 03/04/1961, born in Rekullo.", bio)
+    assert not grounder.named_only(other_date)
+    assert grounder.named_only(grounder.evidence("Name the author whose birthday is 07/20/1954, born in Rekullo.", bio))
+    relation = _paraphrase_grounder({"went", "writer"})  # other pages say "went" and "writer": this one does not
+    assert not relation.named_only(relation.evidence("The Golden Key Award went to which writer from Rekullo?", bio))
+    plain = Grounder(AnswerConfig(), KeywordEmbedder(KEYWORDS), idf=lambda w: 7.0)  # no word list: never
+    assert not plain.named_only(plain.evidence("The Golden Key Award went to which writer from Rekullo?", bio))
+
+
+@pytest.mark.parametrize(("question", "text", "expected"), [
+    ("The Golden Key Award went to which writer from Rekullo?", "In 1992 Nendan Mirdrabra received the Golden Key "
+     "Award.", True),
+    ("The Golden Key Award went to which writer from Rekullo?", "The Golden Key Award is given in Rekullo.", False),
+    ("Any idea what Nendan Mirdrabra's birthday is, day and year?", "He was born in Rekullo on 20 July 1954.", True),
+    ("When was Rhona Callister born?", "Her captain since 2019 has been Rhona Callister.", False),
+    ("How many goals did the Aubrey team score in 2022?", "Its team won the regatta in 2018 and in 2022.", False),
+    ("How many goals did the Aubrey team score in 2022?", "It scored 41 goals in 2022.", True),
+    ("Do you know what city Nendan Mirdrabra comes from?", "Nendan Mirdrabra was born in Rekullo.", True),
+    ("Do you know what city Nendan Mirdrabra comes from?", "Nendan Mirdrabra writes about geology.", False),
+    ("I'm looking for something Nendan Mirdrabra wrote - any title?", "He wrote \"The Salt Ledger\".", True),
+    ("I'm looking for something Nendan Mirdrabra wrote - any title?", "Nendan Mirdrabra is an author.", False),
+    ("How did Nendan Mirdrabra's dad earn a living?", "His father was a carpenter.", False),  # a category: never
+    ("What colour is the Brannock Observatory dome?", "The dome is green.", False),
+])
+def test_a_new_answer_of_the_kind_asked(question, text, expected):
+    from rag.grounding.kinds import holds_new
+
+    assert holds_new(question, text) is expected
