@@ -207,3 +207,13 @@ def test_idf_is_global_over_segments_and_none_for_stopwords(tmp_path: Path) -> N
     assert alpha is not None and zeta is not None and unseen is not None
     assert unseen > zeta > alpha  # in 0, 1 and 3 of 6 documents
     assert split.idf("the") is None
+
+
+def test_holds_is_true_for_a_word_some_live_passage_holds(tmp_path: Path) -> None:
+    split = index(tmp_path / "a")
+    split.add(DOCS[:3])
+    split.add(DOCS[3:])  # a second segment
+    assert split.holds("iota") and split.holds("alpha zeta") and not split.holds("omega")
+    assert not split.holds("the") and not split.holds("alpha omega")
+    split.remove(["d3"])  # the only passage with "iota"
+    assert not split.holds("iota")
