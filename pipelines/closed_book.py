@@ -92,9 +92,20 @@ class ClosedBook:
         # the passage must be about what the question asks (not a sibling's), before it can vouch for an answer
         if unmet(question, haystack(top.passage)):
             return None
-        text = pipe.closed_generator.generate(pipe.builder.build_closed_book(question).text,
-                                              max_new_tokens=min(48, pipe.settings.generation.max_new_tokens))
+        text = self._first_sentence(pipe.builder.build_closed_book(question).text,
+                                    min(48, pipe.settings.generation.max_new_tokens))
         return text if fault(question, text, key_spans(text, question), top.passage.text) is None else None
+
+    def _first_sentence(self, prompt: str, max_new_tokens: int) -> str:
+        """The adapter's answer up to its first complete sentence: a taught fact is one sentence, and what the
+        adapter adds after it costs decode time and is no fact the passage can vouch for."""
+        text = ""
+        for piece in self.pipe.closed_generator.stream(prompt, max_new_tokens=max_new_tokens):
+            text += piece
+            spans = list(sentence_spans(text))
+            if len(spans) > 1:  # the next sentence has begun: the first is complete
+                return text[spans[0][0]:spans[0][1]]
+        return text.strip()
 
     def _subject(self, question: str) -> Subject | None:
         """The learnt passages that meet what ``question`` names its subject by, and the other learnt passages; None
