@@ -129,15 +129,16 @@ class Attempt:
         retrieval = self.grounder.retrieval_score(evidence)
         self.grounding |= {"retrieval_score": round(retrieval, 4),
                            "evidence_score": round(best[0].score, 4) if best else 0.0}
-        # a paraphrase: the passages hold the question's names but not its wording. Answered as an uncovered question
-        # is (a checked generated answer, else a quote never called supported), and only with a new answer of the
-        # kind asked (``kinds.holds_new``: a name for "which writer", a date for "birthday"), else it abstains
+        # a paraphrase: the passages hold the question's names but not its wording. Answered by the best sentence, a
+        # quote never called supported, and only when it holds a new answer of the kind asked (``kinds.holds_new``:
+        # a name for "which writer", a date for "birthday"), else it abstains. Not generated: the small model names
+        # a look-alike ("Who from Torteslen got the Silver Beacon Award?" -> a sibling the passages also name)
         paraphrase = False
         if self.grounder.weak(evidence):
             if self.style != "auto" or not self.config.paraphrases or not self.grounder.named_only(evidence):
                 return self._abstain()
             paraphrase = self.grounding["named_only"] = True
-        if self.style == "auto":
+        if self.style == "auto" and not paraphrase:
             text = clean_output("".join(self._generated()))
             grounded = self._ground(text)
             meta = meta_answer(text, self.question)
@@ -146,8 +147,7 @@ class Attempt:
             stray = self.grounder.out_of_place(text, evidence) if grounded.supported else None
             if stray:
                 self.grounding["out_of_place"] = stray
-            if grounded.supported and not meta and not stray and self.grounder.answers_type(self.question, text) \
-                    and (not paraphrase or holds_new(self.question, text)):
+            if grounded.supported and not meta and not stray and self.grounder.answers_type(self.question, text):
                 return grounded
             self.grounding["generated"] = text
         # no passage holds the question's topic words, or the quote holds no answer of the kind asked for (no

@@ -159,8 +159,8 @@ BIO = ("Nendan Mirdrabra is a geology author born in Rekullo on 20 July 1954. Ne
 
 def test_a_paraphrase_gets_a_quote_with_an_answer_of_the_kind_asked_else_it_abstains():
     """Retrieval is weak (0.5) and the biography lacks "went", "writer", "dad", "earn" and "living", words no passage
-    holds. The names hold: a checked answer or a quote that names a new writer, never called supported; a question
-    for a category (a job) abstains, as it did before."""
+    holds. The names hold: a quote that names a new writer, never called supported, and nothing generated (the small
+    model names look-alikes); a question for a category (a job) abstains, as it did before."""
     from rag.text import content_words
 
     known = set(content_words(BIO))
@@ -173,8 +173,8 @@ def test_a_paraphrase_gets_a_quote_with_an_answer_of_the_kind_asked_else_it_abst
         attempt = Attempt(AnswerConfig(**kw), grounder, gen, Prompt("p", bio), question)
         return attempt.finish("".join(attempt.pieces())), gen
 
-    outcome, gen = ask("The Golden Key Award went to which writer from Rekullo?", "The documents do not say it.")
-    assert outcome.text == "In 1992 Nendan Mirdrabra received the Golden Key Award." and gen.calls == 1
+    outcome, gen = ask("The Golden Key Award went to which writer from Rekullo?", "Bo Kran won it [1].")
+    assert outcome.text == "In 1992 Nendan Mirdrabra received the Golden Key Award." and gen.calls == 0
     assert outcome.style == "fallback" and outcome.supported is False and not outcome.abstained
     assert outcome.grounding["named_only"] is True
     outcome, _ = ask("How did Nendan Mirdrabra's dad earn a living?", "He was a carpenter.")
