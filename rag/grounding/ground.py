@@ -265,7 +265,7 @@ class Grounder:
         When it gets no supported generated answer, its quote is not called supported: no passage holds its topic
         (``covered``).
         """
-        return self._weakness(evidence) is not None
+        return self.weakness(evidence) is not None
 
     def named_only(self, evidence: Evidence) -> bool:
         """True when the passages are ``weak`` only for the question's wording: no passage holds enough of its topic
@@ -273,10 +273,10 @@ class Grounder:
 
         A paraphrase ("How did Nendan Mirdrabra's dad earn a living?" of a page that says "Her father was a
         carpenter") misses "dad", "earn" and "living", words the knowledge base may not hold at all, so they weigh
-        most. Such a question is worth a generated answer, which stands only when it passes every check; it is
-        never answered by a quote (``rag.grounding.answering``).
+        most. Such a question is answered by its best sentence, a quote never called supported, when that holds a
+        new answer of the kind asked (``rag.grounding.answering``).
         """
-        return self._weakness(evidence) == "coverage" and self.named(evidence)
+        return self.weakness(evidence) == "coverage" and self.named(evidence)
 
     def named(self, evidence: Evidence) -> bool:
         """True when the question names its subject (a name or quoted term) and one passage holds each name, quoted
@@ -300,7 +300,7 @@ class Grounder:
                 return True
         return False
 
-    def _weakness(self, evidence: Evidence) -> str | None:
+    def weakness(self, evidence: Evidence) -> str | None:
         """Why the passages do not hold the answer (``weak``): "retrieval", "coverage", or None."""
         if not self.config.abstain:
             return None
