@@ -15,7 +15,7 @@ _KINDS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((k, re.compile(p, re.IGN
     ("person", r"^\s*(who|whom|whose)\b|\b(full name|name of the (author|writer|person|poet|novelist|scientist|"
                r"inventor|mayor)|which (author|writer|person|poet|novelist|scientist|inventor)|by whom|"
                r"written by whom|penned by)\b|^\s*(whose|name the (author|writer|person))\b"),
-    ("date", r"\b(what|which|on what) (date|day)\b|\bdate of birth\b|\bbirthday\b|\bborn on\b|\bwhen was .* born\b"),
+    ("date", r"\b(what|which|on what) (date|day)\b|\bdate of birth\b|\bbirthday\b|\bborn on\b|\bwhen\b.* born\b"),
     ("number", r"^\s*(how (many|much|long|high|deep|far|old|heavy|tall|wide|big|often)|(in )?what year|"
                r"which year|when)\b|\bwhat (is the )?(number|population|altitude|elevation|weight|height|length|"
                r"temperature|age)\b"),
@@ -31,11 +31,19 @@ DOUBLE_QUOTED = re.compile(r"[\"“]([^\"“”]{3,}?)[\"”]")  # no apostrophe
 _COUNTING = re.compile(r"\bhow (many|much)\b", re.IGNORECASE)
 _YEAR = re.compile(r"1[5-9]\d\d|20\d\d")
 AWARD_WORD = re.compile(r"\b(Award|Prize|Medal|Trophy|Cup|Fellowship|Honou?r|Order|Medallion)\b")
+# a polite lead-in before the question word: "Do you know who penned X?" asks "who penned X?"
+_LEAD_IN = re.compile(r"^\s*(do you (happen to )?know|can you (tell me|say)|could you (tell me|say)|tell me|"
+                      r"any idea|i wonder|i'?d like to know)\s*,?\s*(?=(who|whom|whose|where|when|what|which|how)\b)",
+                      re.IGNORECASE)
 
 
 def answer_kind(question: str) -> str | None:
-    """The kind of answer ``question`` wants (person, date, number, title, award, category, place), or None."""
-    return next((kind for kind, pattern in _KINDS if pattern.search(question)), None)
+    """The kind of answer ``question`` wants (person, date, number, title, award, category, place), or None.
+
+    Quoted titles are not the question's words ("who penned \"The Paper Lantern\"?" asks for a person, not a
+    paper), and a polite lead-in is not its start."""
+    asked = _LEAD_IN.sub("", DOUBLE_QUOTED.sub('"…"', question))
+    return next((kind for kind, pattern in _KINDS if pattern.search(asked)), None)
 
 
 def holds_new(question: str, text: str) -> bool:

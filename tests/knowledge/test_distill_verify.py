@@ -78,6 +78,9 @@ def test_an_unquoted_award_is_met_only_as_written():
     ("What did Anaya Jehangir's father do for a living?", "category"),
     ("Where was Anaya Jehangir born?", "place"),
     ("What festival is held in Kalo?", None),
+    ("Do you know who penned \"The Paper Lantern\"?", "person"),  # a lead-in; a title's words are not asked
+    ("Can you tell me when Anaya Jehangir was born?", "date"),
+    ("Which award did Anaya Jehangir receive for \"The Medal Book\"?", "award"),
 ])
 def test_answer_kind(question, kind):
     assert answer_kind(question) == kind

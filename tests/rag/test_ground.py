@@ -183,6 +183,9 @@ def test_a_paraphrase_whose_names_a_passage_holds_is_weak_only_for_its_wording()
     ("I'm looking for something Nendan Mirdrabra wrote - any title?", "Nendan Mirdrabra is an author.", False),
     ("How did Nendan Mirdrabra's dad earn a living?", "His father was a carpenter.", False),  # a category: never
     ("What colour is the Brannock Observatory dome?", "The dome is green.", False),
+    ("Do you know who penned \"The Paper Lantern\"?", "She is best known for the books \"The Paper Lantern\" and "
+     "\"The Amber Comet\".", False),  # a person is asked: another title is no answer
+    ("Do you know who penned \"The Paper Lantern\"?", "Ulrek Reklosel wrote \"The Paper Lantern\".", True),
 ])
 def test_a_new_answer_of_the_kind_asked(question, text, expected):
     from rag.grounding.kinds import holds_new
