@@ -134,6 +134,9 @@ def main() -> None:
                         help="NAME=key=value;key=value (TOML values): a pipeline to compare (default: before, defaults)")
     parser.add_argument("--set", action="append", default=[], help="an override for every config, key=value (TOML)")
     parser.add_argument("--no-answers", action="store_true", help="part 1 only")
+    parser.add_argument("--questions", type=Path, default=QUESTIONS,
+                        help="a JSONL question set (default: the 50 tuned on; bench/data/nodejs-docs-questions-heldout.jsonl "
+                             "holds 30 written after the scorer's last change, to check it)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "docs.json")
     args = parser.parse_args()
     overrides = parse_sets(";".join(args.set))
@@ -143,10 +146,11 @@ def main() -> None:
     t0 = time.perf_counter()
     report = IngestPipeline.from_config(settings).run([DOCS])
     ingest_s = time.perf_counter() - t0
-    questions = [json.loads(line) for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    questions = [json.loads(line) for line in args.questions.read_text(encoding="utf-8").splitlines() if line.strip()]
     pipes = {name: QAPipeline.from_config(settings.override(parse_sets(sets))) for name, sets in configs}
     first = next(iter(pipes.values()))
     result: dict[str, Any] = {"command": " ".join(["bench/docs.py", *sys.argv[1:]]), "machine": machine(),
+                              "questions": str(args.questions.resolve().relative_to(ROOT)),
                               "configs": {name: parse_sets(sets) for name, sets in configs},
                               "ingest": {"seconds": round(ingest_s, 1), "passages": first.kb.store.counts()["passages"],
                                          "failed": len(report.failed)},

@@ -4,7 +4,9 @@ and the prompt's context selection.
 A sentence answers when it is close to the question (embedding cosine), holds the question's words (share of them,
 with its passage's title and section as context, and a sentence-level BM25 over the retrieved sentences with the
 knowledge base's IDF, so rare words count more), holds the exact code identifiers and quoted terms the question
-names (``max_age``, ``'close'``), and adds something the question did not say. A sentence's list item or the
+names (``max_age``, ``'close'``; a sentence under a section named by one counts: API pages name the function in
+the heading, not in each sentence), and adds something the question did not say. A question about a default wants
+the line that states a default and a value ("The default value of this parameter is 511."). A sentence's list item or the
 sentence before it is its context: "Defaults to 600." answers "What is the default max_age?" when the sentence before
 it names ``max_age``. Changelog lines ("📝 Add missing compresslevel parameter ...") name the terms without answering.
 
@@ -49,6 +51,10 @@ _WANTS_CODE = re.compile(r"\b(which|what)\s+(\w+\s+)?(method|function|event|opti
 _WANTS_PLACE = re.compile(r"\bwhere\b[^?]*\b(born|from|grow|grew|raised|lives?|lived)\b|\b(born|from|grew up|raised|lives?|"
                           r"lived)\s+where\b|\b(which|what)\s+(city|town|country|village|county|province)\b|"
                           r"\bbirthplace\b|\bhome ?town\b|\bplace of birth\b", re.IGNORECASE)
+# "What is the default backlog?" is answered by a line that states a default ("**Default:** `511`", "defaults to",
+# "by default"), in the sentence or its list item's first line, and names a value the question does not
+_DEFAULT = re.compile(r"\bdefault(s|ed)?\b", re.IGNORECASE)
+_LITERAL = re.compile(r"`[^`\n]{1,60}`|\b(true|false|null|undefined|none)\b|-?\d[\d,._]*", re.IGNORECASE)
 _DOUBLE_QUOTED = re.compile(r"[\"“][^\"“”\n]{1,80}[\"”]")
 MIN_WORDS = 3  # shorter fragments ("## Kiln", "Defaults to 600.") are not answers on their own
 BM25_K1, BM25_B = 1.2, 0.75
@@ -122,6 +128,7 @@ class SentenceScorer:
         code = wants_code(question)
         place = wants_place(question)
         asked_dates = dates(question)
+        default = bool(_DEFAULT.search(question))
         out = []
         for i, text in enumerate(sentences):
             first, near = items[i]
@@ -134,6 +141,8 @@ class SentenceScorer:
                 out[-1] += 0.15 if set(identifiers(text)) - set(terms) else 0.0
             if place:  # "born where?": the line that names a town, not the one about the parents
                 out[-1] += 0.1 if new_name(question, text) else -0.1
+            if default and _states_default(question, text, subject):
+                out[-1] += 0.1
             if asked_dates and _other_day(text, asked_dates):
                 out[-1] -= 0.3  # a look-alike's line: "born on 04/06/1966" is not "born on 23 August 1966"
         return out
@@ -149,9 +158,9 @@ class SentenceScorer:
         rest = {w[:STEM] for w in content_words(item)}
         overlap = sum(1.0 if w[:STEM] in own else 0.5 if w[:STEM] in rest else 0.0 for w in asked) / max(len(asked), 1)
         score = 0.45 * max(similarity, 0.0) + 0.45 * overlap + 0.1 * bm25
-        if terms:  # the identifiers a question names exactly are what it is about
-            named = sum(1.0 if names_term(text, t) or names_term(subject, t) else 0.5 if names_term(item, t) else 0.0
-                        for t in terms)
+        if terms:  # the identifiers a question names exactly are what it is about; so is a section named by one
+            named = sum(1.0 if names_term(text, t) or names_term(subject, t) else
+                        0.75 if names_term(context, t) else 0.5 if names_term(item, t) else 0.0 for t in terms)
             score += 0.2 * named / len(terms)
         if number:
             score += 0.1 if numbers(text) else -0.1
@@ -180,6 +189,14 @@ class SentenceScorer:
             out.append(sum(weights[w] * tf[w] * (BM25_K1 + 1) / (tf[w] + norm) for w in asked if tf[w]))
         top = max(out)
         return [x / top if top > 0 else 0.0 for x in out]
+
+
+def _states_default(question: str, text: str, subject: str) -> bool:
+    """True when ``text`` (or its list item's first line) says what a default is and ``text`` names a value (a code
+    literal, a number, true/false/null) the question does not."""
+    if not (_DEFAULT.search(text) or _DEFAULT.search(subject)):
+        return False
+    return any(not contains(question, m.group(0).strip("`")) for m in _LITERAL.finditer(text))
 
 
 def items(text: str, spans: Sequence[tuple[int, int]], reach: int = 2) -> list[tuple[int, list[int]]]:

@@ -115,3 +115,33 @@ def test_a_place_question_wants_a_line_that_names_a_place():
     books = 'Votor Ironenpim\'s books include "The Hollow Weir" and "The Sunken Comet" [1].'
     assert not Grounder.answers_type("Do you know what city Votor Ironenpim comes from?", books)  # titles, no place
     assert Grounder.answers_type("Where is the config file located?", "It is in the home folder.")  # no place asked
+
+
+def _section_hit(pid, text, section, rank):
+    passage = Passage(pid, text, pid, f"/docs/{pid}.md", title="dgram", metadata={"section": section})
+    return Hit(passage, 1.0 / rank, rank, {"dense": 0.7})
+
+
+def test_a_sentence_under_the_section_named_by_the_asked_identifier_answers():
+    """API pages name a function in the section heading, not in each of its sentences: "Sets the
+    `IP_MULTICAST_TTL` socket option." answers for ``socket.setMulticastTTL()`` because its section is that
+    function's, while a sentence from another function's section shares the question's words."""
+    grounder = Grounder(AnswerConfig(), KeywordEmbedder(["socket", "option", "dgram"]))
+    create = _section_hit("create", "Sets up a `dgram.Socket` object, whose socket option is set by the caller.",
+                          "dgram.createSocket(options)", 1)
+    ttl = _section_hit("ttl", "Sets the `IP_MULTICAST_TTL` socket option.", "socket.setMulticastTTL(ttl)", 2)
+    [best] = grounder.extract(grounder.evidence("Which socket option does dgram socket.setMulticastTTL() set?",
+                                                [create, ttl]))
+    assert best.text == "Sets the `IP_MULTICAST_TTL` socket option."
+
+
+def test_a_default_is_answered_by_the_line_that_states_a_default_value():
+    """"What is the default backlog value?": the option's own line names ``backlog`` and ``server.listen()``; the
+    line that answers states a default and a value the question does not hold (Node.js's net.md)."""
+    grounder = Grounder(AnswerConfig(), KeywordEmbedder(["backlog", "default", "value"]))
+    option = _hit("option", "* `backlog` {number} Common parameter of `server.listen()` functions.", 1)
+    listen = _hit("listen", "All `listen()` methods can take a `backlog` parameter to specify the maximum length of "
+                            "the queue. The default value of this parameter is 511 (not 512).", 2)
+    [best] = grounder.extract(grounder.evidence("What is the default backlog value for server.listen()?",
+                                                [option, listen]))
+    assert best.text == "The default value of this parameter is 511 (not 512)."
