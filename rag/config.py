@@ -99,6 +99,10 @@ class AnswerConfig(Section):
     paraphrases: bool = Field(True, description="auto style: answer a question whose names a passage holds but "
                               "whose words the knowledge base does not use (a checked answer, or a quote holding "
                               "a new answer of the kind asked, never called supported) instead of abstaining")
+    agree_top: int = Field(3, ge=0, description="auto style: a generated answer to a question that wants a code "
+                           "name or a number stands only when each new one it states is in one of the agree_top "
+                           "sentences that best answer the question (with their list items); else the best sentence "
+                           "is quoted. 0 = off")
     abstain_text: str = "The documents do not say."
 
 

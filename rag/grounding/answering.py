@@ -149,6 +149,8 @@ class Attempt:
             stray = self.grounder.out_of_place(text, evidence) if grounded.supported else None
             if stray:
                 self.grounding["out_of_place"] = stray
+            elif grounded.supported and (off := self.grounder.off_best(text, evidence)):
+                stray = self.grounding["off_best"] = off
             if grounded.supported and not meta and not stray and self.grounder.answers_type(self.question, text):
                 return grounded
             self.grounding["generated"] = text

@@ -94,6 +94,7 @@ class Grounder:
         self.embedder = embedder
         self.idf, self.known = idf, known
         self.scorer = SentenceScorer(idf)
+        self._scored: tuple[Evidence, list[float]] | None = None  # the last evidence scored: an ask scores it 2-3 times
 
     def evidence(self, question: str, context: Sequence[Hit]) -> Evidence:
         """Split every context passage into sentences and embed them together with the question."""
@@ -154,12 +155,17 @@ class Grounder:
 
     def scores(self, evidence: Evidence) -> list[float]:
         """How well each passage sentence answers the question (``rag.grounding.sentences``), one per span."""
+        last = self._scored
+        if last is not None and last[0] is evidence:
+            return list(last[1])
         around = self._items(evidence)
         hits = [evidence.context[p] for p, _, _ in evidence.spans]
-        return self.scorer.scores(
+        scores = self.scorer.scores(
             evidence.question, [evidence.sentence(i) for i in range(len(evidence.spans))],
             [_heading(h) for h in hits],
             [h.passage.source for h in hits], evidence.vectors @ evidence.question_vector, around)
+        self._scored = (evidence, scores)
+        return list(scores)
 
     @staticmethod
     def _items(evidence: Evidence) -> list[tuple[int, list[int]]]:
@@ -250,6 +256,26 @@ class Grounder:
                     not topic or len(topic & held) >= len(topic) / 2):
                 places.append(evidence.sentence(i))
         return next((x for x in spans if not any(contains(p, x) for p in places)), None)
+
+    def off_best(self, answer: str, evidence: Evidence) -> str | None:
+        """For a question that wants a code name or a number: the first new one ``answer`` states that none of the
+        ``agree_top`` best-scored sentences holds (each with its list item); None when all do, or for other questions.
+
+        "Which ChildProcess event is emitted once the child process has spawned successfully?" got "The 'error'
+        event is emitted once ..." from a 135M model, supported and in place (the 'error' event's own sentence is
+        about a ChildProcess too), while the sentence that answers, ranked first, names 'spawn'. Answer-sentence
+        agreement, as extractive readers answer from the best-ranked sentences."""
+        question = evidence.question
+        if not self.config.agree_top or not evidence.spans or not (wants_code(question) or wants_number(question)):
+            return None
+        text = strip_markers(answer)
+        spans = [x for x in [*numbers(text), *identifiers(text)] if not contains(question, x)]
+        if not spans:
+            return None
+        scores, around = self.scores(evidence), self._items(evidence)
+        top = sorted(range(len(scores)), key=lambda i: -scores[i])[: self.config.agree_top]
+        held = " ".join(evidence.sentence(j) for i in top for j in {i, around[i][0], *around[i][1]})
+        return next((x for x in spans if not contains(held, x)), None)
 
     def covered(self, evidence: Evidence) -> bool:
         """True when one passage holds ``min_coverage`` of the question's topic words (a quote can answer it)."""

@@ -181,3 +181,27 @@ def test_a_paraphrase_gets_a_quote_with_an_answer_of_the_kind_asked_else_it_abst
     assert outcome.abstained and outcome.text == "The documents do not say."
     outcome, gen = ask("The Golden Key Award went to which writer from Rekullo?", "unused", style="extractive")
     assert outcome.abstained and gen.calls == 0  # only the auto style answers a paraphrase
+
+
+SPAWN = Hit(Passage("spawn", "Event: 'spawn'. The 'spawn' event is emitted once the child process has spawned "
+                    "successfully.", "/d/cp.md", "/d/cp.md"), 1.0, 1, {"dense": 0.8})
+ERROR = Hit(Passage("error", "Event: 'error'. The 'error' event is emitted whenever the child process could not be "
+                    "spawned or killed.", "/d/cp.md", "/d/cp.md"), 0.9, 2, {"dense": 0.7})
+
+
+@pytest.mark.parametrize(("agree_top", "style"), [(1, "fallback"), (0, "generative")])
+def test_a_code_name_answer_must_come_from_the_best_sentences(agree_top, style):
+    """A 135M model named the 'error' event for "emitted once spawned": each word of its answer is in a passage,
+    but the sentence that answers, ranked first, names 'spawn'; with ``agree_top`` the best sentence is quoted."""
+    question = "Which event is emitted once the child process has spawned successfully?"
+    answer = "The 'error' event is emitted once the child process has spawned successfully."
+    gen = ScriptedGenerator(answer)
+    grounder = Grounder(AnswerConfig(agree_top=agree_top),
+                        KeywordEmbedder(["event", "emitted", "spawned", "successfully", "child"]))
+    attempt = Attempt(AnswerConfig(agree_top=agree_top), grounder, gen, Prompt("p", (SPAWN, ERROR)), question)
+    outcome = attempt.finish("".join(attempt.pieces()))
+    assert outcome.style == style
+    if agree_top:
+        assert "'spawn'" in outcome.text and outcome.grounding["off_best"] == "error"
+    else:
+        assert outcome.text == answer
