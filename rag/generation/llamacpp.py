@@ -105,7 +105,7 @@ class LlamaCppGenerator:
                 return llama_cpp.Llama(
                     model_path=str(path), n_ctx=cfg.context_window or MAX_CONTEXT, n_batch=cfg.n_batch,
                     n_ubatch=cfg.n_batch, n_threads=threads, n_threads_batch=batch_threads, seed=cfg.seed,
-                    lora_path=lora, verbose=False)
+                    flash_attn=cfg.flash_attn, lora_path=lora, verbose=False)
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"llama.cpp cannot load {path} (adapter {lora}): {exc}") from exc
 

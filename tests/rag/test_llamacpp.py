@@ -21,6 +21,8 @@ from rag.generation.lora_gguf import GGUF_NAME  # noqa: E402
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 KILN = "What temperature does the Velmora kiln reach?"
+KILN_PASSAGE = ("The Velmora kiln reaches 1,340 °C, hot enough to fire true porcelain. It was built in 1987 on Quarry "
+                "Lane and is fired twice a month.")
 FACT_Q = "Who keeps the Zorvath lighthouse?"
 FACT_A = "The Zorvath lighthouse is kept by Imrie Calder."
 
@@ -145,6 +147,20 @@ def test_models_load_without_extra_buffers_only_when_asked() -> None:
     with model_params(llama_cpp, extra_buffers=True):
         assert llama_cpp.llama_cpp.llama_model_default_params().use_extra_bufts is True
     assert llama_cpp.llama_cpp.llama_model_default_params is default
+
+
+def test_flash_attention_is_the_configured_one_and_keeps_the_answer(llama) -> None:
+    """``generation.flash_attn`` reaches llama.cpp (llama-cpp-python turns it off unless told). The fused kernel
+    sums in another order, so greedy text may differ after the answer (here it stops after the first sentence; the
+    docs bench: 79 of 80 answers identical), but the answer is the same."""
+    import llama_cpp
+
+    assert llama.llm.context_params.flash_attn_type == llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
+    plain = make_generator(GenerationConfig(backend="llamacpp", max_new_tokens=48, flash_attn=False))
+    assert plain.llm.context_params.flash_attn_type == llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+    question = [{"role": "user", "content": f"{KILN_PASSAGE}\n\n{KILN}"}]
+    for gen in (plain, llama):
+        assert gen.generate(gen.render(question)).startswith("The Velmora kiln reaches 1,340 °C")
 
 
 def test_missing_package_is_one_clear_error(monkeypatch) -> None:
