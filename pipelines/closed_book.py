@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from rag.grounding.ground import cut_answer
+from rag.grounding.stopping import cut_answer
 from rag.text import contains, sentence_spans
 from rag.types import Generator, Hit
 

@@ -21,7 +21,8 @@ from typing import Any, Protocol
 from rag.grounding.attribute import ground_citations, quote_citation
 from rag.grounding.cite import Label, passage_label, resolve_citations
 from rag.config import AnswerConfig
-from rag.grounding.ground import Evidence, Grounder, cut_answer
+from rag.grounding.ground import Evidence, Grounder
+from rag.grounding.stopping import cut_answer
 from rag.grounding.kinds import holds_new
 from rag.text import STEM, content_words, sentence_spans, split_sentences, strip_markers
 from rag.types import Citation, Generator, Hit

@@ -6,7 +6,8 @@
 import pytest
 
 from rag.config import AnswerConfig
-from rag.grounding.ground import Grounder, cut_answer
+from rag.grounding.ground import Grounder
+from rag.grounding.stopping import cut_answer
 from rag.types import Hit, Passage
 from fakes import KeywordEmbedder
 
