@@ -94,7 +94,8 @@ class Grounder:
         self.embedder = embedder
         self.idf, self.known = idf, known
         self.scorer = SentenceScorer(idf)
-        self._scored: tuple[Evidence, list[float]] | None = None  # the last evidence scored: an ask scores it 2-3 times
+        # the last evidence scored, its scores and list items: an ask scores and checks the same evidence 2-3 times
+        self._scored: tuple[Evidence, list[float], list[tuple[int, list[int]]]] | None = None
 
     def evidence(self, question: str, context: Sequence[Hit]) -> Evidence:
         """Split every context passage into sentences and embed them together with the question."""
@@ -155,17 +156,20 @@ class Grounder:
 
     def scores(self, evidence: Evidence) -> list[float]:
         """How well each passage sentence answers the question (``rag.grounding.sentences``), one per span."""
+        return list(self._scored_items(evidence)[1])
+
+    def _scored_items(self, evidence: Evidence) -> tuple[Evidence, list[float], list[tuple[int, list[int]]]]:
         last = self._scored
         if last is not None and last[0] is evidence:
-            return list(last[1])
+            return last
         around = self._items(evidence)
         hits = [evidence.context[p] for p, _, _ in evidence.spans]
         scores = self.scorer.scores(
             evidence.question, [evidence.sentence(i) for i in range(len(evidence.spans))],
             [_heading(h) for h in hits],
             [h.passage.source for h in hits], evidence.vectors @ evidence.question_vector, around)
-        self._scored = (evidence, scores)
-        return list(scores)
+        self._scored = (evidence, scores, around)
+        return self._scored
 
     @staticmethod
     def _items(evidence: Evidence) -> list[tuple[int, list[int]]]:
@@ -248,7 +252,7 @@ class Grounder:
         terms = identifiers(evidence.question)
         topic = {w[:STEM] for w in _topic_words(evidence.question)}
         places = []
-        for i, (first, near) in enumerate(self._items(evidence)):
+        for i, (first, near) in enumerate(self._scored_items(evidence)[2]):
             hit = evidence.context[evidence.spans[i][0]]
             around = " ".join([evidence.sentence(first), *(evidence.sentence(j) for j in near), _heading(hit)])
             held = {w[:STEM] for w in content_words(f"{evidence.sentence(i)} {around}")}
@@ -272,7 +276,7 @@ class Grounder:
         spans = [x for x in [*numbers(text), *identifiers(text)] if not contains(question, x)]
         if not spans:
             return None
-        scores, around = self.scores(evidence), self._items(evidence)
+        _, scores, around = self._scored_items(evidence)
         top = sorted(range(len(scores)), key=lambda i: -scores[i])[: self.config.agree_top]
         held = " ".join(evidence.sentence(j) for i in top for j in {i, around[i][0], *around[i][1]})
         return next((x for x in spans if not contains(held, x)), None)
