@@ -32,7 +32,10 @@ from rag.text import STEM, contains, content_words, dates, held_date, names, num
 
 # `code`, "quoted" or 'quoted' terms, snake_case / dotted / camelCase identifiers
 _IDENTIFIER = re.compile(r"`([^`\n]{1,60})`|(?<!\w)[\"“']([^\"”'\n]{1,40})[\"”'](?!\w)"
-                         r"|\b([A-Za-z_]\w*(?:[._]\w+)+|[A-Za-z]*[a-z][A-Z]\w*|[A-Z]{2,}[a-z]+\w*)\b")
+                         r"|\b([A-Za-z_]\w*(?:[._]\w+)+|[A-Za-z]*[a-z][A-Z]\w*|[A-Z]{2,}[a-z]+\w*)\b"
+                         r"|\b([A-Za-z_]\w*)(?=\(\d?\))")  # a call or a manual page: open(), getaddrinfo(3)
+# the term a definition list item, an option line or a table row starts with: what the item is about
+_HEAD = re.compile(r"^[\s*•+|-]*(`[^`\n]{1,60}`|[A-Za-z_][\w.]*(?:\(\d?\))?)")
 # CHANGELOG.md, release-notes/..., HISTORY.rst (a folder named "history" holds history, not a changelog)
 _CHANGELOG_SOURCE = re.compile(r"(?:^|[/\\])(?:change[-_ ]?log|changes|release[-_ ]?notes|whats[-_ ]?new)(?:[/\\.\-_]|$)"
                                r"|(?:^|[/\\])(?:history|news)\.(?:md|rst|txt)$", re.IGNORECASE)
@@ -45,7 +48,7 @@ _WANTS_NUMBER = re.compile(r"\b(how (many|much|long|tall|high|old|far|deep|big|o
                            r"limit|timeout|delay|count)|in (bytes|seconds|milliseconds|minutes|hours|days|percent))\b",
                            re.IGNORECASE)
 # questions that want a code name: the sentence that answers names one the question does not
-_WANTS_CODE = re.compile(r"\b(which|what)\s+(\w+\s+)?(method|function|event|option|property|class|symbol|module|"
+_WANTS_CODE = re.compile(r"\b(which|what)\s+(\w+\s+){0,2}(method|function|event|option|property|class|symbol|module|"
                          r"constant|flag|header|signal|error code|socket option)s?\b", re.IGNORECASE)
 # questions that want a place (a birthplace, a home town): the sentence that answers names one the question does not
 _WANTS_PLACE = re.compile(r"\bwhere\b[^?]*\b(born|from|grow|grew|raised|lives?|lived)\b|\b(born|from|grew up|raised|lives?|"
@@ -86,6 +89,18 @@ def new_name(question: str, text: str) -> bool:
     title in double quotes names a work ("The Hollow Weir"), not a place: it does not count."""
     bare = _DOUBLE_QUOTED.sub(" ", text)
     return any(not contains(question, re.sub(r"['’]s$", "", n)) for n in [*names(bare), *identifiers(bare)])
+
+
+def head(text: str) -> str | None:
+    """The identifier a definition item, option line or table row starts with, or None: what the item is about.
+
+    Example:
+        >>> head("trackUnmanagedFds {boolean} If this is set to true, ..."), head("The highest priority.")
+        ('trackUnmanagedFds', None)
+    """
+    match = _HEAD.match(text)
+    found = identifiers(match.group(1)) if match else []
+    return found[0] if found else None
 
 
 def names_term(text: str, term: str) -> bool:
@@ -159,8 +174,13 @@ class SentenceScorer:
         overlap = sum(1.0 if w[:STEM] in own else 0.5 if w[:STEM] in rest else 0.0 for w in asked) / max(len(asked), 1)
         score = 0.45 * max(similarity, 0.0) + 0.45 * overlap + 0.1 * bm25
         if terms:  # the identifiers a question names exactly are what it is about; so is a section named by one
-            named = sum(1.0 if names_term(text, t) or names_term(subject, t) else
-                        0.75 if names_term(context, t) else 0.5 if names_term(item, t) else 0.0 for t in terms)
+            # an item headed by another identifier names the asked one in passing: "PRIORITY_HIGH ... below
+            # PRIORITY_HIGHEST. This corresponds to HIGH_PRIORITY_CLASS" is not PRIORITY_HIGHEST's row
+            lead = head(subject or text)
+            aside = lead is not None and not any(names_term(lead, t) for t in terms)
+            named = sum(1.0 if not aside and (names_term(text, t) or names_term(subject, t)) else
+                        0.75 if names_term(context, t) else
+                        0.5 if names_term(f"{text} {subject} {item}", t) else 0.0 for t in terms)
             score += 0.2 * named / len(terms)
         if number:
             score += 0.1 if numbers(text) else -0.1

@@ -2,7 +2,7 @@
 
 from rag.config import AnswerConfig
 from rag.grounding.ground import Grounder
-from rag.grounding.sentences import changelog, excerpts, identifiers, names_term
+from rag.grounding.sentences import changelog, excerpts, head, identifiers, names_term, wants_code
 from rag.types import Hit, Passage
 from fakes import KeywordEmbedder
 
@@ -24,6 +24,33 @@ def test_identifiers_are_code_words_and_quoted_terms_not_ordinary_capitals():
     assert identifiers("What is the ferry's Capital City?") == []  # an apostrophe is no quote
     assert identifiers("Does GZipMiddleware compress?") == ["GZipMiddleware"]
     assert names_term("Sets `max_age` here", "max_age") and not names_term("Sets max_ages here", "max_age")
+    # a call or a manual page reference names a function; "item(s)" does not
+    assert identifiers("It is a synchronous call to getaddrinfo(3) or open().") == ["getaddrinfo", "open"]
+    assert identifiers("Pick the item(s) you need.") == []
+    assert wants_code("Which operating system function does dns.lookup() call?")  # two words before the noun
+    assert not wants_code("Which operating system is supported?")
+
+
+def test_an_item_is_about_the_identifier_it_starts_with():
+    assert head("PRIORITY_HIGH The process scheduling priority below PRIORITY_HIGHEST.") == "PRIORITY_HIGH"
+    assert head("* `backlog` {number} Common parameter.") == "backlog"
+    assert head("dns.lookup() uses the resolver.") == "dns.lookup"
+    assert head("The highest process scheduling priority.") is None
+
+
+ROWS = ("PRIORITY_HIGH The process scheduling priority above PRIORITY_ABOVE_NORMAL and below PRIORITY_HIGHEST. "
+        "This corresponds to HIGH_PRIORITY_CLASS on Windows.\n\n"
+        "PRIORITY_HIGHEST The highest process scheduling priority. This corresponds to REALTIME_PRIORITY_CLASS on "
+        "Windows.")
+
+
+def test_a_row_that_names_the_asked_constant_in_passing_is_not_its_row():
+    """os.md's table of priority constants: PRIORITY_HIGH's row names PRIORITY_HIGHEST ("below ..."), so both rows'
+    "This corresponds to ..." had the same full credit for the asked constant and the earlier row won."""
+    grounder = Grounder(AnswerConfig(), KeywordEmbedder(["priority", "windows", "corresponds"]))
+    question = "Which Windows priority class does the os constant PRIORITY_HIGHEST correspond to?"
+    [best] = grounder.extract(grounder.evidence(question, [_hit("os", ROWS, 1)]))
+    assert "REALTIME_PRIORITY_CLASS" in best.text
 
 
 def test_changelog_lines_are_recognised_by_their_form_or_their_source():
