@@ -30,7 +30,8 @@ from rag.text import (STEM, content_words, contains, dates, held_date, names, nu
                       strip_markers, without_dates)
 from rag.types import Embedder, Hit
 
-_CONTINUES = re.compile(r"^[^#].*[.!?][\"')\]]*$", re.S)  # "Defaults to 600." goes on the sentence before it
+# "Defaults to 600." goes on the sentence before it; so does an API doc's unpunctuated "**Default:** `4`" line
+_CONTINUES = re.compile(r"^[^#].*[.!?][\"')\]]*$|^\W*defaults?\b", re.S | re.IGNORECASE)
 # "how wide/long/..." words name the answer's type, not its topic: the answer sentence says "61 centimetres across"
 _ASKING = frozenset("wide long tall high old far deep big often many much large width length height temperature year "
                     "date time".split())

@@ -45,7 +45,7 @@ _WANTS_NUMBER = re.compile(r"\b(how (many|much|long|tall|high|old|far|deep|big|o
                            r"date|time|percentage|age|size|height|length|capacity|port|limit|timeout)|when|"
                            r"which year|default (value|size|limit|timeout|number)|"
                            r"(maximum|minimum|highest|lowest|largest|smallest)\s+(\w+\s+)?(size|number|length|value|port|"
-                           r"limit|timeout|delay|count)|in (bytes|seconds|milliseconds|minutes|hours|days|percent))\b",
+                           r"limit|timeout|delay|count)|in (bytes|[kmgt]i?b|seconds|milliseconds|ms|minutes|hours|days|percent))\b",
                            re.IGNORECASE)
 # questions that want a code name: the sentence that answers names one the question does not
 _WANTS_CODE = re.compile(r"\b(which|what)\s+(\w+\s+){0,2}(method|function|event|option|property|class|symbol|module|"

@@ -2,7 +2,7 @@
 
 from rag.config import AnswerConfig
 from rag.grounding.ground import Grounder
-from rag.grounding.sentences import changelog, excerpts, head, identifiers, names_term, wants_code
+from rag.grounding.sentences import changelog, excerpts, head, identifiers, names_term, wants_code, wants_number
 from rag.types import Hit, Passage
 from fakes import KeywordEmbedder
 
@@ -172,3 +172,16 @@ def test_a_default_is_answered_by_the_line_that_states_a_default_value():
     [best] = grounder.extract(grounder.evidence("What is the default backlog value for server.listen()?",
                                                 [option, listen]))
     assert best.text == "The default value of this parameter is 511 (not 512)."
+
+
+def test_an_unpunctuated_default_line_answers_with_the_option_it_belongs_to():
+    """Node.js's dns.md: "`tries` {integer} The number of tries ... before giving up. **Default:** `4`" has no final
+    full stop, so "Default: 4" stood alone, too short to answer, and the quote of the option line lacked the 4."""
+    grounder = Grounder(AnswerConfig(), KeywordEmbedder(["tries", "resolver", "server"]))
+    text = ("* `timeout` {integer} Query timeout in milliseconds. **Default:** `-1`\n"
+            "* `tries` {integer} The number of tries the resolver will try contacting each name server before "
+            "giving up. **Default:** `4`")
+    question = "By default, how many times does a dns.Resolver (`tries` option) contact each name server?"
+    [best] = grounder.extract(grounder.evidence(question, [_hit("dns", text, 1)]))
+    assert "giving up" in best.text and best.text.endswith("`4`")
+    assert wants_number("What is the default `stackSizeMb` resource limit of a Worker thread, in MB?")
