@@ -135,7 +135,7 @@ class GenerationConfig(Section):
                             "auto = BF16 on CPUs with native bf16 (AVX512-BF16/AMX), else F16")
     threads: int = Field(0, ge=0, description="llamacpp: CPU threads; 0 = half the cores to decode, all to prefill")
     n_batch: int = Field(512, gt=0, description="llamacpp: prompt tokens per prefill batch")
-    flash_attn: bool = Field(True, description="llamacpp: fused attention in the prefill (bench/results/flash_attn.json; docs_flash_attn.json)")
+    flash_attn: bool = Field(False, description="llamacpp: fused attention in the prefill; off: it costs the trust set one answer (docs/backends.md)")
     base_url: str = Field("http://127.0.0.1:8080/v1", description="openai: the server's /v1 URL")
     api_model: str = Field("", description="openai: model name sent to the server; '' = generation.model")
     api_key_env: str = Field("OPENAI_API_KEY", description="openai: environment variable holding the API key")

@@ -151,7 +151,7 @@ def test_models_load_without_extra_buffers_only_when_asked() -> None:
 
 @pytest.mark.parametrize("gguf_type", ["BF16", "F16"])  # what "auto" picks on AVX512-BF16 and on AVX2 CPUs
 def test_flash_attention_is_the_configured_one_and_keeps_the_answer(gguf_type) -> None:
-    """``generation.flash_attn`` reaches llama.cpp (llama-cpp-python turns it off unless told). The fused kernel
+    """``generation.flash_attn`` (off by default) reaches llama.cpp either way. The fused kernel
     sums in another order, so greedy text may differ after the answer (the docs bench: 79 of 80 answers
     identical), but the answer is the same, on either type."""
     import llama_cpp
@@ -159,7 +159,7 @@ def test_flash_attention_is_the_configured_one_and_keeps_the_answer(gguf_type) -
     question = [{"role": "user", "content": f"{KILN_PASSAGE}\n\n{KILN}"}]
     for on, kind in ((True, llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED), (False, llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED)):
         gen = LlamaCppGenerator(GenerationConfig(backend="llamacpp", max_new_tokens=48, gguf_type=gguf_type,
-                                                 **({} if on else {"flash_attn": False})))
+                                                 flash_attn=on))
         assert gen.llm.context_params.flash_attn_type == kind
         assert "1,340" in gen.generate(gen.render(question))
 
