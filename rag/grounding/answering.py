@@ -135,10 +135,8 @@ class Attempt:
         # a name for "which writer", a date for "birthday"), else it abstains. Not generated: the small model names
         # a look-alike ("Who from Torteslen got the Silver Beacon Award?" -> a sibling the passages also name)
         paraphrase = False
-        weakness = self.grounder.weakness(evidence)  # scored once: it ranks every passage sentence
-        if weakness is not None:
-            if self.style != "auto" or not self.config.paraphrases or weakness != "coverage" or \
-                    not self.grounder.named(evidence):
+        if self.grounder.weak(evidence):  # the sentence scores are kept: named_only does not score them again
+            if self.style != "auto" or not self.config.paraphrases or not self.grounder.named_only(evidence):
                 return self._abstain()
             paraphrase = self.grounding["named_only"] = True
         if self.style == "auto" and not paraphrase:

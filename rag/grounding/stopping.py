@@ -1,9 +1,5 @@
 """Where a generated answer stops: after ``answer.max_sentences`` complete sentences, or at a sentence that only
 repeats an earlier one (small models pad to the token limit that way).
-
-Example:
-    >>> cut_answer("It takes 2 hours. It takes 2 hours. It", 0)
-    ('It takes 2 hours.', True)
 """
 
 from __future__ import annotations
