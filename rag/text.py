@@ -20,9 +20,10 @@ _NUMBER = re.compile(r"\d[\d,.]*\d|\d")
 _NAME = re.compile(r"\b[A-Z][\w'-]*(?:\s+(?:of\s+|the\s+)?[A-Z][\w'-]*)*")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # a sentence ends after . ! ? (with closing quotes and any "[n]" markers written after it) before a capital,
-# a digit, a `code` span or a "[n]" that opens the next one; blank lines and list items end one too
+# a digit, a `code` span or a "[n]" that opens the next one; blank lines and list items end one too ("- x",
+# "1. x"; "-20" that starts a line is a number)
 _SENTENCE_END = re.compile(r"(?<=[.!?])(?P<tail>(?:\s*\[\d+(?:\s*[-–,]\s*\d+)*\])*[\"')\]]*)\s+(?=[\"'(*]*(?:[A-Z0-9]|`))"
-                           r"|\n\s*\n|\n(?=\s*[-*•]|\s*\d+[.)]\s)")
+                           r"|\n\s*\n|\n(?=\s*[-*•]\s|\s*\d+[.)]\s)")
 MARKER = re.compile(r"\s*\[\s*\d+(?:\s*[-–,]\s*\d+)*\s*\]")
 STOP = frozenset(
     "a an the and or but of to in on at by for from with as is are was were be been being it its this that these "

@@ -1,8 +1,10 @@
 """Markdown to sections with markdown-it-py (CommonMark + tables): headings become section paths, the rest text.
 
 Markup never reaches passages: inline and block HTML tags are dropped (their text kept), links keep their text,
-images their alt text, code its content; MkDocs attribute lists (``{ #anchor }``, ``{: .class }``) and include
-directives (``{* docs_src/app.py hl[3] *}``, ``{!> file.md !}``) are removed.
+images their alt text, code its content. A table row, pipe or HTML, becomes one line, its cells joined by " | ", so
+a row stays one sentence whose first cell names what it is about ("PRIORITY_HIGHEST | The highest ...").
+MkDocs attribute lists (``{ #anchor }``, ``{: .class }``) and include directives (``{* docs_src/app.py hl[3] *}``,
+``{!> file.md !}``) are removed.
 
 Example:
     >>> doc = markdown_document("guide.md", "guide", "# Guide\\n\\n## Install { #install }\\n\\nRun it.")
@@ -23,8 +25,9 @@ from rag.types import Block, Document
 _ATTR_LIST = re.compile(r"\{:?\s*[#.:][^{}\n]*\}")  # { #anchor }, {: .class }, { .a #b key=v }
 _INCLUDE = re.compile(r"\{\*.*?\*\}|\{!.*?!\}", re.DOTALL)  # {* docs_src/x.py *}, {!> file.md !}
 _TAG = re.compile(r"<[^>]*>")
-_BLOCK_CLOSE = {"paragraph_close", "bullet_list_close", "ordered_list_close", "blockquote_close", "table_close",
-                "tr_close"}
+_BLOCK_CLOSE = {"paragraph_close", "bullet_list_close", "ordered_list_close", "blockquote_close", "table_close"}
+_ROW_END = re.compile(r"</tr\s*>", re.IGNORECASE)
+_CELL_GAP = re.compile(r"</t[dh]\s*>\s*(?=<t[dh][\s>])", re.IGNORECASE)  # between two cells of a row
 
 
 @lru_cache(maxsize=1)
@@ -43,6 +46,7 @@ def sections(text: str) -> Iterator[tuple[int, str, list[str]]]:
     """Yield ``(level, heading, body lines)``; level 0 is the text before the first heading."""
     level, heading, body = 0, "", []
     tokens = _parser().parse(_INCLUDE.sub("", text))
+    row: list[str] | None = None  # the cells of the table row being read
     i = 0
     while i < len(tokens):
         tok = tokens[i]
@@ -51,17 +55,33 @@ def sections(text: str) -> Iterator[tuple[int, str, list[str]]]:
             level, heading, body = int(tok.tag[1]), " ".join(_inline(tokens[i + 1]).split()), []
             i += 3
             continue
-        if tok.type == "inline":
+        if tok.type == "tr_open":
+            row = []
+        elif tok.type == "tr_close" and row is not None:
+            body += [" | ".join(cell for cell in row if cell), ""]
+            row = None
+        elif tok.type == "inline" and row is not None:
+            row.append(" ".join(_inline(tok).split()))
+        elif tok.type == "inline":
             body.append(_inline(tok))
         elif tok.type in ("fence", "code_block"):
             body.append(tok.content.rstrip("\n"))
         elif tok.type == "html_block":
-            lines = html.unescape(_TAG.sub(" ", tok.content)).splitlines()
-            body.append("\n".join(" ".join(line.split()) for line in lines).strip())
-        elif tok.type in _BLOCK_CLOSE:
+            table = "<tr" in tok.content.lower()
+            body += ["", _html_text(tok.content), ""] if table else [_html_text(tok.content)]
+        elif tok.type in _BLOCK_CLOSE or tok.type == "table_open":
             body.append("")  # a paragraph break between blocks
         i += 1
     yield level, heading, body
+
+
+def _html_text(block: str) -> str:
+    """Text of an HTML block, its lines kept; a table's rows one line each, cells joined by " | "."""
+    if "<tr" not in block.lower():
+        lines = html.unescape(_TAG.sub(" ", block)).splitlines()
+        return "\n".join(" ".join(line.split()) for line in lines).strip()
+    rows = (" ".join(html.unescape(_TAG.sub(" ", r)).split()) for r in _ROW_END.split(_CELL_GAP.sub(" | ", block)))
+    return "\n\n".join(r.strip(" |") for r in rows if r.strip(" |"))
 
 
 def _inline(token) -> str:  # noqa: ANN001 - markdown_it.token.Token

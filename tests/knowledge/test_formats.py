@@ -35,6 +35,16 @@ def test_markdown_keeps_code_link_text_image_alt_and_table_cells() -> None:
     assert "See the docs and a map." in body and "x = 1  # <b>" in body and "http" not in body and "1" in body
 
 
+def test_a_table_row_is_one_line_of_cells_pipe_or_html() -> None:
+    """Each row is one paragraph, its cells joined by " | ": a row stays one sentence that starts with its name."""
+    text = ("| Constant | Meaning |\n|---|---|\n| `SIGKILL` | Sent to terminate it **immediately**. |\n\n"
+            "<table>\n  <tr>\n    <td><code>PRIORITY_HIGHEST</code></td>\n    <td>The highest. A nice value of\n"
+            "    <code>-20</code> on all.</td>\n  </tr>\n</table>\n")
+    body = markdown_document("m.md", "m", text).blocks[0].text
+    assert body.split("\n\n") == ["Constant | Meaning", "SIGKILL | Sent to terminate it immediately.",
+                                   "PRIORITY_HIGHEST | The highest. A nice value of -20 on all."]
+
+
 @pytest.mark.parametrize(("data", "text"), [
     ("\ufeffhé".encode("utf-16-le"), "hé"), ("\ufeffhé".encode("utf-16-be"), "hé"),
     ("\ufeffhé".encode("utf-32-le"), "hé"), ("\ufeffhé".encode("utf-8"), "hé"), ("hé".encode(), "hé"),

@@ -25,4 +25,6 @@ def test_sentences_keep_trailing_markers_and_do_not_split_decimals():
     assert split_sentences("It is 1,340 °C [1]. [2] Built in 1871. It makes 9.2 MW.") == [
         "It is 1,340 °C [1]. [2]", "Built in 1871.", "It makes 9.2 MW."]
     assert split_sentences("Steps:\n\n- one\n- two") == ["Steps:", "- one", "- two"]
+    # a negative number that starts a line is no list item: "a nice value of\n-20 on all other platforms."
+    assert split_sentences("A nice value of\n-20 on all.\n* three") == ["A nice value of\n-20 on all.", "* three"]
     assert strip_markers("It is hot [1, 2].") == "It is hot."
