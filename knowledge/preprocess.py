@@ -56,17 +56,31 @@ class _Unit:
     count: str = "measured"
 
 
-def pack(counts: Sequence[int], budget: int, overlap: int) -> list[tuple[int, int]]:
+def pack(counts: Sequence[int], budget: int, overlap: int, paragraphs: Sequence[bool] = ()) -> list[tuple[int, int]]:
     """Greedily group consecutive units into ``[a, b)`` ranges whose counts sum to at most ``budget``.
 
     Each range after the first repeats up to ``overlap`` units of the previous one, as many as leave room for
-    at least one new unit. A unit larger than the budget on its own gets a range of its own.
+    at least one new unit. A unit larger than the budget on its own gets a range of its own. ``paragraphs[i]``
+    marks a unit that starts a paragraph (a list item, a table row): a paragraph that would straddle two ranges
+    but fits in one starts the next range instead, once the current one holds a quarter of the budget, so a row
+    or an option's description is never cut from its name.
+
+    Example:
+        >>> pack([50, 50, 30, 30], 120, 0)
+        [(0, 2), (2, 4)]
+        >>> pack([40, 30, 30, 40, 30], 120, 0, [True, False, False, True, False])
+        [(0, 3), (3, 5)]
     """
     ranges: list[tuple[int, int]] = []
+    starts = [i for i, first in enumerate(paragraphs) if first] + [len(counts)]
     a, n = 0, len(counts)
     while a < n:
         b, total = a, 0
         while b < n and (b == a or total + counts[b] <= budget):
+            if b > a and total >= budget // 4 and b < len(paragraphs) and paragraphs[b]:
+                size = sum(counts[b:next(s for s in starts if s > b)])
+                if total + size > budget >= size:  # the paragraph fits in a range of its own, not in this one
+                    break
             total += counts[b]
             b += 1
         ranges.append((a, b))
@@ -130,30 +144,36 @@ class Preprocessor:
         """Passages of many documents; sentence splitting and token counting run in batches."""
         docs = [self.normalize_document(d) for d in docs]
         jobs = [(d, b, start) for d, doc in enumerate(docs) for b, start in enumerate(_block_starts(doc))]
-        sentences, entities = self._sentences(docs, jobs)
+        sentences, entities, starts = self._sentences(docs, jobs)
         texts = [doc.text for doc in docs]  # Document.text joins its blocks on every access
         units = self._measure(texts, sentences)
         chunks = [(d, b, _merge(us[a:z])) for (d, b), us in units.items()
-                  for a, z in pack([u.n_tokens for u in us], self.config.max_tokens, self.config.overlap_sentences)]
+                  for a, z in pack([u.n_tokens for u in us], self.config.max_tokens, self.config.overlap_sentences,
+                                   [(d, u.start) in starts for u in us])]
         chunks = self._verify(texts, chunks)
         return self._passages(docs, texts, chunks, entities)
 
-    def _sentences(self, docs: list[Document], jobs: list[tuple[int, int, int]]) -> tuple[dict, dict]:
-        """Sentence spans (document offsets) per ``(doc, block)``; paragraph breaks always end a sentence."""
+    def _sentences(self, docs: list[Document], jobs: list[tuple[int, int, int]]) -> tuple[dict, dict, set]:
+        """Sentence spans (document offsets) per ``(doc, block)``, paragraph breaks always ending one; entities per
+        document; and the ``(doc, offset)`` where each paragraph's first sentence starts."""
         paragraphs = [(d, b, start + m.start(), m.group()) for d, b, start in jobs
                       for m in _PARAGRAPH.finditer(docs[d].blocks[b].text)]
+        starts: set[tuple[int, int]] = set()
         sentences: dict[tuple[int, int], list[tuple[int, int]]] = {(d, b): [] for d, b, _ in jobs}
         entities: dict[int, list[tuple[int, str, str]]] = {}
         with_entities = self.extracts_entities
         texts = (text for *_, text in paragraphs)
         for (d, b, offset, text), parsed in zip(paragraphs, self.nlp.pipe(texts, batch_size=256)):
+            first = len(sentences[(d, b)])
             for sent in parsed.sents:
                 span = _trim(text, sent.start_char, sent.end_char)
                 if span:
                     sentences[(d, b)].append((offset + span[0], offset + span[1]))
+            if len(sentences[(d, b)]) > first:
+                starts.add((d, sentences[(d, b)][first][0]))
             if with_entities:
                 entities.setdefault(d, []).extend((offset + e.start_char, e.text, e.label_) for e in parsed.ents)
-        return sentences, entities
+        return sentences, entities, starts
 
     def _measure(self, texts: list[str], sentences: dict) -> dict[tuple[int, int], list[_Unit]]:
         """Count tokens of every sentence in one batch; split sentences over the budget into pieces."""

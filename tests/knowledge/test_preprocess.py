@@ -80,6 +80,17 @@ def test_pack_drops_overlap_that_leaves_no_room_and_isolates_oversized_units() -
     assert pack([], 10, 1) == []
 
 
+def test_pack_starts_a_range_at_a_paragraph_that_would_straddle_two() -> None:
+    # the paragraph of units 3-4 (40 + 30) does not fit after 100 tokens but fits alone: it starts the next range
+    assert pack([40, 30, 30, 40, 30], 120, 0, [True, False, False, True, False]) == [(0, 3), (3, 5)]
+    assert pack([40, 30, 30, 20, 30], 120, 0, [True, False, False, True, False]) == [(0, 3), (3, 5)]
+    assert pack([40, 30, 30, 20, 30], 120, 0) == [(0, 4), (4, 5)]  # without paragraph marks: fill greedily
+    # a paragraph larger than the budget cannot be kept whole: filled greedily; a range under a quarter of the
+    # budget is never ended early
+    assert pack([60, 70, 70], 120, 0, [True, True, False]) == [(0, 1), (1, 2), (2, 3)]
+    assert pack([20, 50, 60], 120, 0, [True, True, False]) == [(0, 2), (2, 3)]
+
+
 # ---- chunking with a predictable fake tokenizer ---------------------------------------------------------------
 
 
@@ -124,6 +135,16 @@ def test_paragraph_breaks_end_sentences() -> None:
     pre = Preprocessor(PreprocessConfig(max_tokens=16, overlap_sentences=0), words)
     # as one 20-word sentence it would be cut 16 + 4 words; the blank line makes two sentences
     assert [p.text for p in pre.chunk(make_doc(f"{heading}\n\n{body}"))] == [heading, body]
+
+
+def test_a_table_row_is_never_cut_from_its_name() -> None:
+    """Node.js's os.md: the PRIORITY_HIGHEST row's "-20" was cut into the next passage, away from the row's name."""
+    rows = [f"PRIORITY_{i} | The priority number {i}. This corresponds to CLASS_{i} on Windows, and a nice value of "
+            f"-{i} on all other platforms." for i in range(6)]  # 24 words each
+    pre = Preprocessor(PreprocessConfig(max_tokens=64, overlap_sentences=0), words)
+    passages = pre.chunk(make_doc("\n\n".join(rows)))
+    assert [p.text.count("PRIORITY_") for p in passages] == [2, 2, 2]
+    assert all(p.text.endswith("platforms.") for p in passages)
 
 
 def test_empty_documents_give_no_passages() -> None:
