@@ -25,7 +25,7 @@ import numpy as np
 
 from rag.config import AnswerConfig
 from rag.grounding.sentences import (MIN_WORDS, SentenceScorer, identifiers, items, names_term, new_name, wants_code,
-                                     wants_number, wants_place)
+                                     states_number, wants_number, wants_place)
 from rag.text import (STEM, content_words, contains, dates, held_date, names, numbers, sentence_spans, split_sentences,
                       strip_markers, without_dates)
 from rag.types import Embedder, Hit
@@ -230,7 +230,7 @@ class Grounder:
         a place (where was X born...) and the answer names none the question does not, or for a code name (which
         method, event, option...) and the answer names none the question does not."""
         text = strip_markers(answer)  # "[1]" is no number
-        if wants_number(question) and not numbers(text):
+        if wants_number(question) and not states_number(text):
             return False
         if wants_place(question) and not new_name(question, text):
             return False

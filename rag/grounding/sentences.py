@@ -57,7 +57,21 @@ _WANTS_PLACE = re.compile(r"\bwhere\b[^?]*\b(born|from|grow|grew|raised|lives?|l
 # "What is the default backlog?" is answered by a line that states a default ("**Default:** `511`", "defaults to",
 # "by default"), in the sentence or its list item's first line, and names a value the question does not
 _DEFAULT = re.compile(r"\bdefault(s|ed)?\b", re.IGNORECASE)
-_LITERAL = re.compile(r"`[^`\n]{1,60}`|\b(true|false|null|undefined|none)\b|-?\d[\d,._]*", re.IGNORECASE)
+# people ask for a default without the word: "if I never change it", "unless you set `tabSize`", "when you don't
+# give one", "if you leave `colorMode` out", "out of the box", "when no ipv4 argument is given"
+_SETS = (r"(chang(e|es|ed)|sets?|giv(e|es|en)|gave|pass(es|ed)?|specif(y|ies|ied)|configur(e|es|ed)|provid(e|es|ed)|"
+         r"suppl(y|ies|ied)|overrid(e|es|den))")
+_DEFAULT_ASKED = re.compile(
+    rf"\bdefault(s|ed)?\b|\bout of the box\b|\bunless\b|(\bnever|\bnot|n't)\s+(\w+\s+)?{_SETS}\b|"
+    rf"\b(no|none|nothing)\b(\s+\S+){{0,2}}\s+(is|are)\s+{_SETS}\b|\b(gives?|pass(es)?)\s+(none|nothing)\b|"
+    r"\b(leave|leaves|left|leaving)\b(\s+\S+){0,2}\s+(out|unset|alone|empty)\b|\bomit(s|ted|ting)?\b|"
+    r"\bwithout\s+(one|it|any|setting|passing|giving|specifying|configuring|changing)\b", re.IGNORECASE)
+_LITERAL = re.compile(r"`[^`\n]{1,60}`|'[^'\n]{1,40}'|\b(true|false|null|undefined|none|infinity|nan)\b|-?\d[\d,._]*",
+                      re.IGNORECASE)
+_DEFAULT_VALUE = re.compile(r"\bdefault(?:s to|\s+(?:value\s+)?is|:)\s*([^\s,;]+)", re.IGNORECASE)  # "Default: X"
+_UNBOUNDED = re.compile(r"\b(infinity|unlimited|unbounded)\b", re.IGNORECASE)
+# a cross-reference points at the answer elsewhere: "See the 'checkContinue' event on Server."
+_SEE = re.compile(r"^\W*(see|refer to|for (more|details|further))\b", re.IGNORECASE)
 _DOUBLE_QUOTED = re.compile(r"[\"“][^\"“”\n]{1,80}[\"”]")
 MIN_WORDS = 3  # shorter fragments ("## Kiln", "Defaults to 600.") are not answers on their own
 BM25_K1, BM25_B = 1.2, 0.75
@@ -77,6 +91,21 @@ def wants_number(question: str) -> bool:
 def wants_code(question: str) -> bool:
     """True for questions whose answer is a code name (which method, event, option, constant...)."""
     return bool(_WANTS_CODE.search(question))
+
+
+def states_number(text: str) -> bool:
+    """True when ``text`` states a number, or a limit with none ("**Default:** `Infinity`", "unlimited")."""
+    return bool(numbers(text)) or _UNBOUNDED.search(text) is not None
+
+
+def wants_default(question: str) -> bool:
+    """True for questions about a default, in so many words or not ("unless you set `tabSize`").
+
+    Example:
+        >>> wants_default("If I never change it, how many headers are accepted?"), wants_default("Which event?")
+        (True, False)
+    """
+    return bool(_DEFAULT_ASKED.search(question))
 
 
 def wants_place(question: str) -> bool:
@@ -143,7 +172,7 @@ class SentenceScorer:
         code = wants_code(question)
         place = wants_place(question)
         asked_dates = dates(question)
-        default = bool(_DEFAULT.search(question))
+        default = wants_default(question)
         out = []
         for i, text in enumerate(sentences):
             first, near = items[i]
@@ -157,7 +186,7 @@ class SentenceScorer:
             if place:  # "born where?": the line that names a town, not the one about the parents
                 out[-1] += 0.1 if new_name(question, text) else -0.1
             if default and _states_default(question, text, subject):
-                out[-1] += 0.1
+                out[-1] += 0.2  # 0.1 and 0.3 each lost answers on the documentation sets (bench/docs.py)
             if asked_dates and _other_day(text, asked_dates):
                 out[-1] -= 0.3  # a look-alike's line: "born on 04/06/1966" is not "born on 23 August 1966"
         return out
@@ -183,11 +212,13 @@ class SentenceScorer:
                         0.5 if names_term(f"{text} {subject} {item}", t) else 0.0 for t in terms)
             score += 0.2 * named / len(terms)
         if number:
-            score += 0.1 if numbers(text) else -0.1
+            score += 0.1 if states_number(text) else -0.1
         if not set(words) - set(asked):
             score -= 0.2  # a sentence that only restates the question answers nothing
         if changelog(text, source):
             score -= 0.25
+        if _SEE.match(text):
+            score -= 0.1
         return score
 
     def _weights(self, asked: list[str]) -> dict[str, float]:
@@ -216,7 +247,8 @@ def _states_default(question: str, text: str, subject: str) -> bool:
     literal, a number, true/false/null) the question does not."""
     if not (_DEFAULT.search(text) or _DEFAULT.search(subject)):
         return False
-    return any(not contains(question, m.group(0).strip("`")) for m in _LITERAL.finditer(text))
+    values = [m.group(0).strip("`'") for m in _LITERAL.finditer(text)] + _DEFAULT_VALUE.findall(text)
+    return any(v.strip(".") and not contains(question, v.strip(".")) for v in values)
 
 
 def items(text: str, spans: Sequence[tuple[int, int]], reach: int = 2) -> list[tuple[int, list[int]]]:

@@ -1,8 +1,11 @@
 """The sentence scorer and context selection, with exactly predictable embeddings (``KeywordEmbedder``)."""
 
+import numpy as np
+
 from rag.config import AnswerConfig
 from rag.grounding.ground import Grounder
-from rag.grounding.sentences import changelog, excerpts, head, identifiers, names_term, wants_code, wants_number
+from rag.grounding.sentences import (SentenceScorer, changelog, excerpts, head, identifiers, names_term, states_number,
+                                     wants_code, wants_default, wants_number)
 from rag.types import Hit, Passage
 from fakes import KeywordEmbedder
 
@@ -185,3 +188,38 @@ def test_an_unpunctuated_default_line_answers_with_the_option_it_belongs_to():
     [best] = grounder.extract(grounder.evidence(question, [_hit("dns", text, 1)]))
     assert "giving up" in best.text and best.text.endswith("`4`")
     assert wants_number("What is the default `stackSizeMb` resource limit of a Worker thread, in MB?")
+
+
+def test_a_default_asked_without_the_word_is_still_a_default():
+    """People ask "unless you set it", "when no ipv4 argument is given": Node.js's dns.md answers with
+    "`ipv4` {string} A string representation of an IPv4 address. **Default:** `'0.0.0.0'`"."""
+    for asked in ("If I never change it, how many headers will an http.Server accept at most?",
+                  "How many spaces is a tab worth unless you set `tabSize`?", "Which host when you don't give one?",
+                  "What color mode if you leave `colorMode` out?", "How many sessions are cached out of the box?",
+                  "What encoding is used when none is specified?", "Which port if the options give none?"):
+        assert wants_default(asked), asked
+    for other in ("Which option sets the timeout?", "What is set when the socket closes?",
+                  "Which method reschedules a timer without allocating a new object?"):
+        assert not wants_default(other), other
+    grounder = Grounder(AnswerConfig(), KeywordEmbedder(["ipv4", "address", "resolver"]))
+    text = ("The resolver will use the v4 local address when making requests to IPv4 DNS servers.\n\n"
+            "ipv4 {string} A string representation of an IPv4 address. Default: '0.0.0.0'")
+    question = "Which IPv4 address does resolver.setLocalAddress() use when no ipv4 argument is given?"
+    [best] = grounder.extract(grounder.evidence(question, [_hit("dns", text, 1)]))
+    assert best.text.endswith("'0.0.0.0'")
+
+
+def test_a_default_value_may_be_a_word_and_a_cross_reference_is_no_answer():
+    """"**Default:** 'auto'" and "Default: Infinity" state values; "See the 'checkContinue' event" points elsewhere."""
+    grounder = Grounder(AnswerConfig(), KeywordEmbedder(["color", "console"]))
+    text = ("* `colorMode` {boolean|string} Set color support for this Console instance. Setting to true enables "
+            "coloring. This option can not be used, if colors is set as well. **Default:** 'auto'.")
+    [best] = grounder.extract(grounder.evidence("What color mode does a new console.Console use if you leave "
+                                                "`colorMode` out?", [_hit("console", text, 1)]))
+    assert best.text.endswith("'auto'.")
+    assert states_number("Default: Infinity.") and not states_number("Default: 'auto'.")
+    question = "Which event handles the body with checkContinue?"
+    see, says = SentenceScorer().scores(question, ["See the checkContinue event on Server for the body.",
+                                                   "The checkContinue event on Server gets the body."],
+                                        ["", ""], ["", ""], np.array([0.5, 0.5]), [(0, []), (1, [])])
+    assert see < says
