@@ -133,12 +133,19 @@ class Attempt:
         # a paraphrase: the passages hold the question's names but not its wording. Answered by the best sentence, a
         # quote never called supported, and only when it holds a new answer of the kind asked (``kinds.holds_new``:
         # a name for "which writer", a date for "birthday"), else it abstains. Not generated: the small model names
-        # a look-alike ("Who from Torteslen got the Silver Beacon Award?" -> a sibling the passages also name)
-        paraphrase = False
+        # a look-alike ("Who from Torteslen got the Silver Beacon Award?" -> a sibling the passages also name). A
+        # question that names code identifiers is ``pinned`` by them when the best sentence holds an answer of the
+        # kind asked (a default's value, a number, a code name): quoted the same way
+        paraphrase = pinned = False
         if self.grounder.weak(evidence):  # the sentence scores are kept: named_only does not score them again
-            if self.style != "auto" or not self.config.paraphrases or not self.grounder.named_only(evidence):
+            if self.style != "auto" or not self.config.paraphrases:
                 return self._abstain()
-            paraphrase = self.grounding["named_only"] = True
+            if self.grounder.named_only(evidence):
+                paraphrase = self.grounding["named_only"] = True
+            elif self.grounder.pinned(evidence):
+                paraphrase = pinned = self.grounding["pinned"] = True
+            else:
+                return self._abstain()
         if self.style == "auto" and not paraphrase:
             text = clean_output("".join(self._generated()))
             grounded = self._ground(text)
@@ -157,7 +164,7 @@ class Attempt:
         # number for "how many"): the quote is the closest sentence, not a shown answer
         quote = " ".join(e.text for e in best)
         shown = bool(best) and self.grounder.answers_type(self.question, quote)
-        if paraphrase and not (shown and holds_new(self.question, quote)):
+        if paraphrase and not (shown and (pinned or holds_new(self.question, quote))):
             return self._abstain()
         return self._extractive(best, evidence, supported=self.grounder.covered(evidence) and shown)
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.config import AnswerConfig
-from rag.grounding.sentences import (MIN_WORDS, SentenceScorer, identifiers, items, names_term, new_name, wants_code,
-                                     states_number, wants_number, wants_place)
+from rag.grounding.sentences import (MIN_WORDS, SentenceScorer, answers_kind, code_identifiers, identifiers, items,
+                                     names_term, new_name, states_number, wants_code, wants_number, wants_place)
 from rag.text import (STEM, content_words, contains, dates, held_date, names, numbers, sentence_spans, split_sentences,
                       strip_markers, without_dates)
 from rag.types import Embedder, Hit
@@ -308,6 +308,30 @@ class Grounder:
         new answer of the kind asked (``rag.grounding.answering``).
         """
         return self.weakness(evidence) == "coverage" and self.named(evidence)
+
+    def pinned(self, evidence: Evidence) -> bool:
+        """True when the passages are ``weak`` only for the question's wording, but the question names code
+        identifiers (those in backticks, if any) that the best sentence's passage (title, section and text) holds
+        each of, and that sentence, with its list item's first sentence, holds an answer of the kind asked
+        (``answers_kind``: a default's value, a number, a code name).
+
+        Documentation questions are worded as people ask them ("How many levels deep does `console.dir()` go when I
+        don't pass a depth?" of "`depth` {number} Tells util.inspect() how many times to recurse ... Default: 2."):
+        the missing words ("levels", "nested") are common in the knowledge base, so ``named`` refuses them, but an
+        exact identifier names the subject more surely than any share of words.
+        """
+        # the names the asker put in backticks are the exact ones ("a new console.Console ... `colorMode`": the
+        # page's heading says "new Console(options)")
+        marked = [re.sub(r"\(.*\)$", "", t) for t in re.findall(r"`([^`\n]{1,60})`", evidence.question)]
+        terms = [t for t in marked if t] or code_identifiers(evidence.question)
+        best = self.extract(evidence)
+        if not terms or not best or self.weakness(evidence) != "coverage":
+            return False
+        if not all(names_term(_haystack(evidence.context[best[0].passage]), t) for t in terms):
+            return False
+        i = evidence.spans.index((best[0].passage, best[0].start, best[0].end))
+        first = self._scored_items(evidence)[2][i][0]
+        return bool(answers_kind(evidence.question, best[0].text, evidence.sentence(first) if first != i else ""))
 
     def named(self, evidence: Evidence) -> bool:
         """True when the question names its subject (a name or quoted term) and one passage holds each name, quoted

@@ -83,6 +83,30 @@ def identifiers(question: str) -> list[str]:
     return list(dict.fromkeys(t.strip() for t in found if t.strip()))
 
 
+def code_identifiers(question: str) -> list[str]:
+    """The code identifiers ``question`` names (`code`, snake_case, dotted, camelCase, calls), not quoted words."""
+    found = [m.group(1) or m.group(3) or m.group(4) for m in _IDENTIFIER.finditer(question)]
+    return list(dict.fromkeys(t.strip() for t in found if t and t.strip()))
+
+
+def answers_kind(question: str, text: str, subject: str = "") -> bool | None:
+    """Whether ``text`` (with ``subject``, the first sentence of its list item) holds an answer of the kind the
+    question asks for: a default's value, a number, a code name the question does not hold; None when the question
+    asks for none of these kinds.
+
+    Example:
+        >>> answers_kind("How deep does it go unless you set `depth`?", "Default: 2.")
+        True
+    """
+    if wants_default(question):
+        return _states_default(question, text, subject)
+    if wants_number(question):
+        return any(not contains(question, n) for n in numbers(text)) or _UNBOUNDED.search(text) is not None
+    if wants_code(question):
+        return bool(set(identifiers(text)) - set(identifiers(question)))
+    return None
+
+
 def wants_number(question: str) -> bool:
     """True for questions whose answer is nearly always a number (how many, when, what year, default size...)."""
     return bool(_WANTS_NUMBER.search(question))

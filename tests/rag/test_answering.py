@@ -205,3 +205,34 @@ def test_a_code_name_answer_must_come_from_the_best_sentences(agree_top, style):
         assert "'spawn'" in outcome.text and outcome.grounding["off_best"] == "error"
     else:
         assert outcome.text == answer
+
+
+def test_a_question_pinned_by_its_code_identifier_gets_a_quote_of_the_kind_asked():
+    """"How many levels deep does `console.dir()` go when I don't pass a depth?" misses "levels" and "nested", words
+    other pages hold, so coverage refuses it and ``named`` does too; the identifier names the subject exactly and the
+    best line states a default value: quoted, never called supported. Without a default value in that line, or
+    when the passage does not hold the identifier, it abstains."""
+    from rag.text import content_words
+
+    dir_doc = ("`depth` {number} Tells util.inspect() how many times to recurse while formatting the object. To make "
+               "it recurse indefinitely, pass null. Default: 2.")
+    known = set(content_words(dir_doc)) | {"levels", "nested", "deep"}
+    grounder = Grounder(AnswerConfig(), KeywordEmbedder(["depth", "recurse", "default"]),
+                        idf=lambda w: 1.0 if w in known else 7.0, known=lambda w: w in known)
+
+    def ask(text, question="How many levels deep does `console.dir()` go into nested objects when I don't pass a "
+                           "depth?"):
+        hit = Hit(Passage("dir", text, "/d/console.md", "/d/console.md", title="Console",
+                          metadata={"section": "console.dir(obj[, options])"}), 1.0, 1, {"dense": 0.45})
+        gen = ScriptedGenerator("It goes 5 levels deep [1].")
+        attempt = Attempt(AnswerConfig(), grounder, gen, Prompt("p", (hit,)), question)
+        return attempt.finish("".join(attempt.pieces())), gen
+
+    outcome, gen = ask(dir_doc)
+    assert outcome.text == "To make it recurse indefinitely, pass null. Default: 2." and gen.calls == 0
+    assert outcome.style == "fallback" and outcome.supported is False and outcome.grounding["pinned"] is True
+    outcome, _ = ask(dir_doc.replace(" Default: 2.", ""))  # no default stated: nothing of the kind asked
+    assert outcome.abstained
+    outcome, _ = ask(dir_doc, "How many levels deep does `console.log()` go into nested objects when I don't pass "
+                              "a depth?")  # the passage is about console.dir()
+    assert outcome.abstained
