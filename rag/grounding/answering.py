@@ -162,20 +162,27 @@ class Attempt:
             self.grounding["generated"] = text
         # no passage holds the question's topic words, or the quote holds no answer of the kind asked for (no
         # number for "how many"): the quote is the closest sentence, not a shown answer
-        quote = " ".join(e.text for e in best)
+        quote = self._quote(best, evidence)
         shown = bool(best) and self.grounder.answers_type(self.question, quote)
         if paraphrase and not (shown and (pinned or holds_new(self.question, quote))):
             return self._abstain()
-        return self._extractive(best, evidence, supported=self.grounder.covered(evidence) and shown)
+        return self._extractive(best, evidence, quote, supported=self.grounder.covered(evidence) and shown)
 
-    def _extractive(self, best: list, evidence: Evidence, supported: bool = True) -> Outcome:
+    def _quote(self, best: list, evidence: Evidence) -> str:
+        """The best sentences as written; the first after its section's heading when that alone names the code name
+        asked for ("response.writeContinue(): Sends an HTTP/1.1 100 Continue message to the client ...")."""
+        quotes = [e.text for e in best]
+        if best and (heading := self.grounder.naming_heading(self.question, best[0], evidence)):
+            quotes[0] = f"{heading}: {quotes[0]}"
+        return " ".join(quotes)
+
+    def _extractive(self, best: list, evidence: Evidence, quote: str, supported: bool = True) -> Outcome:
         if not best:
             return self._abstain()
-        quotes = [e.text for e in best]
         cites = tuple(quote_citation(evidence.context[e.passage], e.passage + 1, (e.start, e.end), self.label)
                       for e in best)
         style = "fallback" if self.style == "auto" else "extractive"
-        return Outcome(" ".join(quotes), cites, (), supported, False, style, dict(self.grounding))
+        return Outcome(quote, cites, (), supported, False, style, dict(self.grounding))
 
     def _abstain(self) -> Outcome:
         return Outcome(self.config.abstain_text, (), (), None, True, self.style, dict(self.grounding))

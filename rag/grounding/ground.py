@@ -236,6 +236,18 @@ class Grounder:
             return False
         return not wants_code(question) or bool(set(identifiers(text)) - set(identifiers(question)))
 
+    @staticmethod
+    def naming_heading(question: str, extract: Extract, evidence: Evidence) -> str | None:
+        """The last heading of the quote's section when the question asks for a code name (which method, event...)
+        that the quote does not hold and that heading does: API pages name the method only in the heading
+        ("Sends an HTTP/1.1 100 Continue message to the client." under "response.writeContinue()")."""
+        asked = set(identifiers(question))
+        if not wants_code(question) or set(identifiers(extract.text)) - asked:
+            return None
+        section = evidence.context[extract.passage].passage.metadata.get("section") or ""
+        heading = section.rsplit(" > ", 1)[-1].strip()
+        return heading if set(identifiers(heading)) - asked else None
+
     def out_of_place(self, answer: str, evidence: Evidence) -> str | None:
         """The first new span of ``answer`` (a number, code identifier or name the question does not hold) that no
         passage sentence states about what the question asks; None when every one is stated in place.

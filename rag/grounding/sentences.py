@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from rag.text import STEM, contains, content_words, dates, held_date, names, numbers
+from rag.text import STEM, contains, content_words, dates, held_date, names
 
 # `code`, "quoted" or 'quoted' terms, snake_case / dotted / camelCase identifiers
 _IDENTIFIER = re.compile(r"`([^`\n]{1,60})`|(?<!\w)[\"“']([^\"”'\n]{1,40})[\"”'](?!\w)"
@@ -69,6 +69,7 @@ _DEFAULT_ASKED = re.compile(
 _LITERAL = re.compile(r"`[^`\n]{1,60}`|'[^'\n]{1,40}'|\b(true|false|null|undefined|none|infinity|nan)\b|-?\d[\d,._]*",
                       re.IGNORECASE)
 _DEFAULT_VALUE = re.compile(r"\bdefault(?:s to|\s+(?:value\s+)?is|:)\s*([^\s,;]+)", re.IGNORECASE)  # "Default: X"
+_QUANTITY = re.compile(r"(?<![A-Za-z_\d])\d[\d,.]*\d|(?<![A-Za-z_\d])\d")
 _UNBOUNDED = re.compile(r"\b(infinity|unlimited|unbounded)\b", re.IGNORECASE)
 # a cross-reference points at the answer elsewhere: "See the 'checkContinue' event on Server."
 _SEE = re.compile(r"^\W*(see|refer to|for (more|details|further))\b", re.IGNORECASE)
@@ -101,7 +102,7 @@ def answers_kind(question: str, text: str, subject: str = "") -> bool | None:
     if wants_default(question):
         return _states_default(question, text, subject)
     if wants_number(question):
-        return any(not contains(question, n) for n in numbers(text)) or _UNBOUNDED.search(text) is not None
+        return any(not contains(question, n) for n in quantities(text)) or _UNBOUNDED.search(text) is not None
     if wants_code(question):
         return bool(set(identifiers(text)) - set(identifiers(question)))
     return None
@@ -117,9 +118,19 @@ def wants_code(question: str) -> bool:
     return bool(_WANTS_CODE.search(question))
 
 
+def quantities(text: str) -> list[str]:
+    """The numbers ``text`` states as values: not the digits of a name ("IPv4", "v6", "SHA256", "x86_64").
+
+    Example:
+        >>> quantities("An IPv4/v6 datagram of 65,507 bytes, 16K each")
+        ['65,507', '16']
+    """
+    return [n.rstrip(".,") for n in _QUANTITY.findall(text)]
+
+
 def states_number(text: str) -> bool:
     """True when ``text`` states a number, or a limit with none ("**Default:** `Infinity`", "unlimited")."""
-    return bool(numbers(text)) or _UNBOUNDED.search(text) is not None
+    return bool(quantities(text)) or _UNBOUNDED.search(text) is not None
 
 
 def wants_default(question: str) -> bool:

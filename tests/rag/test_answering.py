@@ -236,3 +236,23 @@ def test_a_question_pinned_by_its_code_identifier_gets_a_quote_of_the_kind_asked
     outcome, _ = ask(dir_doc, "How many levels deep does `console.log()` go into nested objects when I don't pass "
                               "a depth?")  # the passage is about console.dir()
     assert outcome.abstained
+
+
+def test_a_quote_for_a_code_name_named_only_in_its_heading_leads_with_the_heading():
+    """Node.js's http.md names the method in the heading only: "Sends an HTTP/1.1 100 Continue message to the
+    client." under "response.writeContinue()". A quote of the sentence alone cannot answer "which method"."""
+    grounder = Grounder(AnswerConfig(), KeywordEmbedder(["continue", "sends", "message"]))
+    text = "Sends an HTTP/1.1 100 Continue message to the client, indicating that the request body should be sent."
+    hit = Hit(Passage("w", text, "/d/http.md", "/d/http.md", title="HTTP",
+                      metadata={"section": "Class: http.ServerResponse > response.writeContinue()"}), 1.0, 1,
+              {"dense": 0.8})
+
+    def ask(question):
+        attempt = Attempt(AnswerConfig(style="extractive"), grounder, ScriptedGenerator("unused"),
+                          Prompt("p", (hit,)), question)
+        return attempt.finish("".join(attempt.pieces()))
+
+    outcome = ask("Which method of http.ServerResponse sends an HTTP/1.1 100 Continue message to the client?")
+    assert outcome.text == f"response.writeContinue(): {text}"
+    assert outcome.citations[0].span == (0, len(text))  # the citation points at the sentence itself
+    assert ask("What does the server send to the client for a 100 Continue?").text == text  # no code name asked

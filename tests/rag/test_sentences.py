@@ -223,3 +223,12 @@ def test_a_default_value_may_be_a_word_and_a_cross_reference_is_no_answer():
                                                    "The checkContinue event on Server gets the body."],
                                         ["", ""], ["", ""], np.array([0.5, 0.5]), [(0, []), (1, [])])
     assert see < says
+
+
+def test_the_digits_of_a_name_are_no_number_asked_for():
+    """"What is the maximum UDP payload size in bytes?" is not answered by "The maximum size of an IPv4/v6 datagram
+    depends on the MTU": the 4 and the 6 name protocols."""
+    grounder = Grounder(AnswerConfig(), KeywordEmbedder(["payload", "size"]))
+    question = "What is the maximum UDP payload size in bytes for an IPv4 datagram?"
+    assert not grounder.answers_type(question, "The maximum size of an IPv4/v6 datagram depends on the MTU.")
+    assert grounder.answers_type(question, "A payload cannot exceed 65,507 bytes.")
