@@ -25,7 +25,8 @@ import numpy as np
 
 from rag.config import AnswerConfig
 from rag.grounding.sentences import (MIN_WORDS, SentenceScorer, answers_kind, code_identifiers, identifiers, items,
-                                     names_term, new_name, states_number, wants_code, wants_number, wants_place)
+                                     literals, names_term, new_name, states_default_line, states_number, wants_code,
+                                     wants_default, wants_number, wants_place)
 from rag.text import (STEM, content_words, contains, dates, held_date, names, numbers, sentence_spans, split_sentences,
                       strip_markers, without_dates)
 from rag.types import Embedder, Hit
@@ -275,22 +276,30 @@ class Grounder:
         return next((x for x in spans if not any(contains(p, x) for p in places)), None)
 
     def off_best(self, answer: str, evidence: Evidence) -> str | None:
-        """For a question that wants a code name or a number: the first new one ``answer`` states that none of the
-        ``agree_top`` best-scored sentences holds (each with its list item); None when all do, or for other questions.
+        """For a question that wants a code name, a number or a default: the first new one ``answer`` states that none
+        of the ``agree_top`` best-scored sentences holds (each with its list item; for a default, those that state a
+        default); None when all do, or for other questions.
 
         "Which ChildProcess event is emitted once the child process has spawned successfully?" got "The 'error'
         event is emitted once ..." from a 135M model, supported and in place (the 'error' event's own sentence is
         about a ChildProcess too), while the sentence that answers, ranked first, names 'spawn'. Answer-sentence
         agreement, as extractive readers answer from the best-ranked sentences."""
         question = evidence.question
-        if not self.config.agree_top or not evidence.spans or not (wants_code(question) or wants_number(question)):
+        default = wants_default(question)
+        if not self.config.agree_top or not evidence.spans or not (default or wants_code(question)
+                                                                   or wants_number(question)):
             return None
         text = strip_markers(answer)
-        spans = [x for x in [*numbers(text), *identifiers(text)] if not contains(question, x)]
+        spans = [x for x in [*numbers(text), *identifiers(text), *(literals(text) if default else [])]
+                 if not contains(question, x)]
         if not spans:
             return None
         _, scores, around = self._scored_items(evidence)
         top = sorted(range(len(scores)), key=lambda i: -scores[i])[: self.config.agree_top]
+        # a default's value is the one a line states as the default ("* {number} **Default:** `200`"), not any
+        # value near it ("response.statusCode = 404;" in the same section)
+        top = [i for i in top if not default or states_default_line(evidence.sentence(i),
+                                                                      evidence.sentence(around[i][0]))]
         held = " ".join(evidence.sentence(j) for i in top for j in {i, around[i][0], *around[i][1]})
         return next((x for x in spans if not contains(held, x)), None)
 

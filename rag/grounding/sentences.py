@@ -277,10 +277,21 @@ class SentenceScorer:
         return [x / top if top > 0 else 0.0 for x in out]
 
 
+def literals(text: str) -> list[str]:
+    """The literal values ``text`` names: quoted strings and true, false, null, undefined, none, Infinity, NaN."""
+    return [m.group(0).strip("`'") for m in _LITERAL.finditer(text) if not m.group(0)[0].isdigit()
+            and m.group(0)[0] != "-"]
+
+
+def states_default_line(text: str, subject: str = "") -> bool:
+    """True when ``text`` or its list item's first sentence says what a default is ("**Default:** `200`")."""
+    return bool(_DEFAULT.search(text) or _DEFAULT.search(subject))
+
+
 def _states_default(question: str, text: str, subject: str) -> bool:
     """True when ``text`` (or its list item's first line) says what a default is and ``text`` names a value (a code
     literal, a number, true/false/null) the question does not."""
-    if not (_DEFAULT.search(text) or _DEFAULT.search(subject)):
+    if not states_default_line(text, subject):
         return False
     values = [m.group(0).strip("`'") for m in _LITERAL.finditer(text)] + _DEFAULT_VALUE.findall(text)
     return any(v.strip(".") and not contains(question, v.strip(".")) for v in values)

@@ -256,3 +256,23 @@ def test_a_quote_for_a_code_name_named_only_in_its_heading_leads_with_the_headin
     assert outcome.text == f"response.writeContinue(): {text}"
     assert outcome.citations[0].span == (0, len(text))  # the citation points at the sentence itself
     assert ask("What does the server send to the client for a 100 Continue?").text == text  # no code name asked
+
+
+def test_a_generated_default_must_be_the_value_a_line_states_as_the_default():
+    """Node.js's http.md, `response.statusCode`: "* {number} **Default:** `200`" then an example that sets 404. The
+    135M model answered "404": in the passage, supported, but not the default. The generated value must be one a
+    best-scored line states as a default; else the best sentence is quoted."""
+    text = ("{number} Default: 200\n\nWhen using implicit headers, this property controls the status code that will "
+            "be sent to the client when the headers get flushed. response.statusCode = 404;")
+    hit = Hit(Passage("s", text, "/d/http.md", "/d/http.md", title="HTTP",
+                      metadata={"section": "Class: http.ServerResponse > response.statusCode"}), 1.0, 1, {"dense": 0.8})
+    grounder = Grounder(AnswerConfig(), KeywordEmbedder(["status", "code", "sent", "default"]))
+    question = "Which status code does an http.ServerResponse send when you never set `response.statusCode`?"
+
+    def ask(answer):
+        attempt = Attempt(AnswerConfig(), grounder, ScriptedGenerator(answer), Prompt("p", (hit,)), question)
+        return attempt.finish("".join(attempt.pieces()))
+
+    outcome = ask("The status code that will be sent to the client is 404 [1].")
+    assert outcome.style == "fallback" and outcome.grounding["off_best"] == "404"
+    assert ask("The status code that will be sent to the client is 200 [1].").style == "generative"
