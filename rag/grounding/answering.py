@@ -163,7 +163,9 @@ class Attempt:
         # no passage holds the question's topic words, or the quote holds no answer of the kind asked for (no
         # number for "how many"): the quote is the closest sentence, not a shown answer
         quote = self._quote(best, evidence)
-        shown = bool(best) and self.grounder.answers_type(self.question, quote)
+        # a quote for a default must be the line that states one ("Default: 2000"), not a line with another value
+        shown = bool(best) and self.grounder.answers_type(self.question, quote) and \
+            self.grounder.quote_answers_kind(best[0], evidence, quote) is not False
         if paraphrase and not (shown and (pinned or holds_new(self.question, quote))):
             return self._abstain()
         return self._extractive(best, evidence, quote, supported=self.grounder.covered(evidence) and shown)

@@ -25,8 +25,8 @@ import numpy as np
 
 from rag.config import AnswerConfig
 from rag.grounding.sentences import (MIN_WORDS, SentenceScorer, answers_kind, code_identifiers, identifiers, items,
-                                     literals, names_term, new_name, states_default_line, states_number, wants_code,
-                                     wants_default, wants_number, wants_place)
+                                     literals, names_term, new_name, new_value, states_default_line, states_number,
+                                     wants_code, wants_default, wants_number, wants_place)
 from rag.text import (STEM, content_words, contains, dates, held_date, names, numbers, sentence_spans, split_sentences,
                       strip_markers, without_dates)
 from rag.types import Embedder, Hit
@@ -227,11 +227,14 @@ class Grounder:
 
     @staticmethod
     def answers_type(question: str, answer: str) -> bool:
-        """False when the question asks for a number (how many, when, what year...) and the answer holds none, for
+        """False when the question asks for a number (how many, when, what year...) and the answer holds none, for a
+        default and the answer names no value the question does not, for
         a place (where was X born...) and the answer names none the question does not, or for a code name (which
         method, event, option...) and the answer names none the question does not."""
         text = strip_markers(answer)  # "[1]" is no number
         if wants_number(question) and not states_number(text):
+            return False
+        if wants_default(question) and not new_value(question, text):  # "... is the default agent object."
             return False
         if wants_place(question) and not new_name(question, text):
             return False
@@ -350,9 +353,14 @@ class Grounder:
             return False
         if not all(names_term(_haystack(evidence.context[best[0].passage]), t) for t in terms):
             return False
-        i = evidence.spans.index((best[0].passage, best[0].start, best[0].end))
+        return bool(self.quote_answers_kind(best[0], evidence))
+
+    def quote_answers_kind(self, extract: Extract, evidence: Evidence, text: str | None = None) -> bool | None:
+        """``answers_kind`` of a quoted sentence (or ``text`` quoting it), with its list item's first sentence as its
+        subject."""
+        i = evidence.spans.index((extract.passage, extract.start, extract.end))
         first = self._scored_items(evidence)[2][i][0]
-        return bool(answers_kind(evidence.question, best[0].text, evidence.sentence(first) if first != i else ""))
+        return answers_kind(evidence.question, text or extract.text, evidence.sentence(first) if first != i else "")
 
     def named(self, evidence: Evidence) -> bool:
         """True when the question names its subject (a name or quoted term) and one passage holds each name, quoted

@@ -291,9 +291,14 @@ def states_default_line(text: str, subject: str = "") -> bool:
 def _states_default(question: str, text: str, subject: str) -> bool:
     """True when ``text`` (or its list item's first line) says what a default is and ``text`` names a value (a code
     literal, a number, true/false/null) the question does not."""
-    if not states_default_line(text, subject):
-        return False
+    return states_default_line(text, subject) and new_value(question, text)
+
+
+def new_value(question: str, text: str) -> bool:
+    """True when ``text`` names a value the question does not: a code literal, a quoted string, true/false/null, a
+    number, a code identifier (``SCHED_RR``), or what follows "Default:" / "defaults to"."""
     values = [m.group(0).strip("`'") for m in _LITERAL.finditer(text)] + _DEFAULT_VALUE.findall(text)
+    values += identifiers(text)
     return any(v.strip(".") and not contains(question, v.strip(".")) for v in values)
 
 

@@ -276,3 +276,28 @@ def test_a_generated_default_must_be_the_value_a_line_states_as_the_default():
     outcome = ask("The status code that will be sent to the client is 404 [1].")
     assert outcome.style == "fallback" and outcome.grounding["off_best"] == "404"
     assert ask("The status code that will be sent to the client is 200 [1].").style == "generative"
+
+
+def test_an_answer_about_a_default_must_name_a_value_and_a_quote_must_state_the_default():
+    """"What is the default `agent` used by https.request()?" got "... is the default agent object.": every word in
+    the passage, no value. A quote for a default that states none ("The Connection: keep-alive header is always
+    sent ...") is shown but not called supported."""
+    text = ("agent Default: https.globalAgent. The Connection: keep-alive header is always sent when using an agent "
+            "except when the Connection header is explicitly specified.")
+    hit = Hit(Passage("a", text, "/d/https.md", "/d/https.md", title="HTTPS",
+                      metadata={"section": "https.request(options[, callback])"}), 1.0, 1, {"dense": 0.8})
+    grounder = Grounder(AnswerConfig(), KeywordEmbedder(["agent", "default", "request"]))
+
+    def ask(question, answer):
+        attempt = Attempt(AnswerConfig(), grounder, ScriptedGenerator(answer), Prompt("p", (hit,)), question)
+        return attempt.finish("".join(attempt.pieces()))
+
+    question = "What is the default `agent` used by https.request()?"
+    assert grounder.answers_type(question, "The default agent is https.globalAgent.")
+    assert not grounder.answers_type(question, "The default agent used by https.request() is the default agent.")
+    outcome = ask(question, "The default agent used by https.request() is the default agent [1].")
+    assert outcome.style == "fallback" and outcome.text == "agent Default: https.globalAgent." and outcome.supported
+    ev = grounder.evidence("How long is the keep-alive header sent for by default?", [hit])
+    [best] = grounder.extract(ev)
+    assert grounder.quote_answers_kind(best, ev, "The Connection: keep-alive header is always sent.") is False
+    assert grounder.quote_answers_kind(best, ev, "agent Default: https.globalAgent.") is True
