@@ -47,6 +47,7 @@ _WANTS_NUMBER = re.compile(r"\b(how (many|much|long|tall|high|old|far|deep|big|o
                            r"(maximum|minimum|highest|lowest|largest|smallest)\s+(\w+\s+)?(size|number|length|value|port|"
                            r"limit|timeout|delay|count)|in (bytes|[kmgt]i?b|seconds|milliseconds|ms|minutes|hours|days|percent))\b",
                            re.IGNORECASE)
+_LATER_ASKING = re.compile(r"\b(what|which|who|whom|whose|how|where|why)\b", re.IGNORECASE)
 # questions that want a code name: the sentence that answers names one the question does not
 _WANTS_CODE = re.compile(r"\b(which|what)\s+(\w+\s+){0,2}(method|function|event|option|property|class|symbol|module|"
                          r"constant|flag|header|signal|error code|socket option)s?\b", re.IGNORECASE)
@@ -109,8 +110,17 @@ def answers_kind(question: str, text: str, subject: str = "") -> bool | None:
 
 
 def wants_number(question: str) -> bool:
-    """True for questions whose answer is nearly always a number (how many, when, what year, default size...)."""
-    return bool(_WANTS_NUMBER.search(question))
+    """True for questions whose answer is nearly always a number (how many, when, what year, default size...).
+
+    "When" that opens a clause before another question word asks nothing of time ("When stringDecoder.end() is
+    called, what are the bytes replaced with?").
+
+    Example:
+        >>> wants_number("When was the kiln built?"), wants_number("When end() is called, what is returned?")
+        (True, False)
+    """
+    return any(m.group(0).lower() != "when" or not _LATER_ASKING.search(question, m.end())
+               for m in _WANTS_NUMBER.finditer(question))
 
 
 def wants_code(question: str) -> bool:

@@ -232,3 +232,9 @@ def test_the_digits_of_a_name_are_no_number_asked_for():
     question = "What is the maximum UDP payload size in bytes for an IPv4 datagram?"
     assert not grounder.answers_type(question, "The maximum size of an IPv4/v6 datagram depends on the MTU.")
     assert grounder.answers_type(question, "A payload cannot exceed 65,507 bytes.")
+
+
+def test_when_that_opens_a_clause_asks_for_no_time():
+    assert wants_number("When was the Harrow tide mill built?")
+    assert not wants_number("When stringDecoder.end() is called, what are incomplete bytes replaced with?")
+    assert wants_number("When the socket closes, how many bytes are flushed?")  # "how many" still asks
