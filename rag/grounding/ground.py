@@ -228,9 +228,9 @@ class Grounder:
     @staticmethod
     def answers_type(question: str, answer: str) -> bool:
         """False when the question asks for a number (how many, when, what year...) and the answer holds none, for a
-        default and the answer names no value the question does not, for
-        a place (where was X born...) and the answer names none the question does not, or for a code name (which
-        method, event, option...) and the answer names none the question does not."""
+        default and the answer names no value the question does not, for a place (where was X born...) and the
+        answer names none the question does not, or for a code name (which method, event, option...) and the answer
+        names none the question does not."""
         text = strip_markers(answer)  # "[1]" is no number
         if wants_number(question) and not states_number(text):
             return False
@@ -346,8 +346,7 @@ class Grounder:
         """
         # the names the asker put in backticks are the exact ones ("a new console.Console ... `colorMode`": the
         # page's heading says "new Console(options)")
-        marked = [re.sub(r"\(.*\)$", "", t) for t in re.findall(r"`([^`\n]{1,60})`", evidence.question)]
-        terms = [t for t in marked if t] or code_identifiers(evidence.question)
+        terms = code_identifiers(evidence.question)
         best = self.extract(evidence)
         if not terms or not best or self.weakness(evidence) != "coverage":
             return False

@@ -86,8 +86,15 @@ def identifiers(question: str) -> list[str]:
 
 
 def code_identifiers(question: str) -> list[str]:
-    """The code identifiers ``question`` names (`code`, snake_case, dotted, camelCase, calls), not quoted words."""
-    found = [m.group(1) or m.group(3) or m.group(4) for m in _IDENTIFIER.finditer(question)]
+    """The code identifiers ``question`` names exactly: those the asker put in backticks (a call without its
+    arguments), else its snake_case, dotted, camelCase and call names; never quoted words.
+
+    Example:
+        >>> code_identifiers("What color mode does a new console.Console use without `colorMode`?")
+        ['colorMode']
+    """
+    marked = [re.sub(r"\(.*\)$", "", m.group(1)).strip() for m in _IDENTIFIER.finditer(question) if m.group(1)]
+    found = [t for t in marked if t] or [m.group(3) or m.group(4) for m in _IDENTIFIER.finditer(question)]
     return list(dict.fromkeys(t.strip() for t in found if t and t.strip()))
 
 
