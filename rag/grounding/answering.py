@@ -21,9 +21,10 @@ from typing import Any, Protocol
 from rag.grounding.attribute import ground_citations, quote_citation
 from rag.grounding.cite import Label, passage_label, resolve_citations
 from rag.config import AnswerConfig
-from rag.grounding.ground import Evidence, Grounder
+from rag.grounding.ground import Evidence, Extract, Grounder
 from rag.grounding.stopping import cut_answer
 from rag.grounding.kinds import holds_new
+from rag.grounding.sentences import answers_type, identifiers, wants_code
 from rag.text import STEM, content_words, sentence_spans, split_sentences, strip_markers
 from rag.types import Citation, Generator, Hit
 
@@ -157,14 +158,14 @@ class Attempt:
                 self.grounding["out_of_place"] = stray
             elif grounded.supported and (off := self.grounder.off_best(text, evidence)):
                 stray = self.grounding["off_best"] = off
-            if grounded.supported and not meta and not stray and self.grounder.answers_type(self.question, text):
+            if grounded.supported and not meta and not stray and answers_type(self.question, text):
                 return grounded
             self.grounding["generated"] = text
         # no passage holds the question's topic words, or the quote holds no answer of the kind asked for (no
         # number for "how many"): the quote is the closest sentence, not a shown answer
         quote = self._quote(best, evidence)
         # a quote for a default must be the line that states one ("Default: 2000"), not a line with another value
-        shown = bool(best) and self.grounder.answers_type(self.question, quote) and \
+        shown = bool(best) and answers_type(self.question, quote) and \
             self.grounder.quote_answers_kind(best[0], evidence, quote) is not False
         if paraphrase and not (shown and (pinned or holds_new(self.question, quote))):
             return self._abstain()
@@ -174,7 +175,7 @@ class Attempt:
         """The best sentences as written; the first after its section's heading when that alone names the code name
         asked for ("response.writeContinue(): Sends an HTTP/1.1 100 Continue message to the client ...")."""
         quotes = [e.text for e in best]
-        if best and (heading := self.grounder.naming_heading(self.question, best[0], evidence)):
+        if best and (heading := naming_heading(self.question, best[0], evidence)):
             quotes[0] = f"{heading}: {quotes[0]}"
         return " ".join(quotes)
 
@@ -254,3 +255,15 @@ def _restates(answer: str, question: str) -> bool:
     words = content_words(strip_markers(answer))
     asked = {w[:STEM] for w in content_words(question)}
     return bool(words) and all(w[:STEM] in asked for w in words)
+
+
+def naming_heading(question: str, extract: Extract, evidence: Evidence) -> str | None:
+    """The last heading of the quote's section when the question asks for a code name (which method, event...) that
+    the quote does not hold and that heading does: API pages name the method only in the heading ("Sends an
+    HTTP/1.1 100 Continue message to the client." under "response.writeContinue()")."""
+    asked = set(identifiers(question))
+    if not wants_code(question) or set(identifiers(extract.text)) - asked:
+        return None
+    section = evidence.context[extract.passage].passage.metadata.get("section") or ""
+    heading = section.rsplit(" > ", 1)[-1].strip()
+    return heading if set(identifiers(heading)) - asked else None

@@ -25,8 +25,8 @@ import numpy as np
 
 from rag.config import AnswerConfig
 from rag.grounding.sentences import (MIN_WORDS, SentenceScorer, answers_kind, code_identifiers, identifiers, items,
-                                     literals, names_term, new_name, new_value, states_default_line, states_number,
-                                     wants_code, wants_default, wants_number, wants_place)
+                                     literals, names_term, states_default_line, wants_code, wants_default,
+                                     wants_number)
 from rag.text import (STEM, content_words, contains, dates, held_date, names, numbers, sentence_spans, split_sentences,
                       strip_markers, without_dates)
 from rag.types import Embedder, Hit
@@ -224,33 +224,6 @@ class Grounder:
     def _weight(self, word: str) -> float:
         """A topic word's weight: its corpus IDF (0 for a word the index does not keep, like "3"), else 1."""
         return 1.0 if self.idf is None else self.idf(word) or 0.0
-
-    @staticmethod
-    def answers_type(question: str, answer: str) -> bool:
-        """False when the question asks for a number (how many, when, what year...) and the answer holds none, for a
-        default and the answer names no value the question does not, for a place (where was X born...) and the
-        answer names none the question does not, or for a code name (which method, event, option...) and the answer
-        names none the question does not."""
-        text = strip_markers(answer)  # "[1]" is no number
-        if wants_number(question) and not states_number(text):
-            return False
-        if wants_default(question) and not new_value(question, text):  # "... is the default agent object."
-            return False
-        if wants_place(question) and not new_name(question, text):
-            return False
-        return not wants_code(question) or bool(set(identifiers(text)) - set(identifiers(question)))
-
-    @staticmethod
-    def naming_heading(question: str, extract: Extract, evidence: Evidence) -> str | None:
-        """The last heading of the quote's section when the question asks for a code name (which method, event...)
-        that the quote does not hold and that heading does: API pages name the method only in the heading
-        ("Sends an HTTP/1.1 100 Continue message to the client." under "response.writeContinue()")."""
-        asked = set(identifiers(question))
-        if not wants_code(question) or set(identifiers(extract.text)) - asked:
-            return None
-        section = evidence.context[extract.passage].passage.metadata.get("section") or ""
-        heading = section.rsplit(" > ", 1)[-1].strip()
-        return heading if set(identifiers(heading)) - asked else None
 
     def out_of_place(self, answer: str, evidence: Evidence) -> str | None:
         """The first new span of ``answer`` (a number, code identifier or name the question does not hold) that no

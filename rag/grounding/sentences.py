@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from rag.text import STEM, contains, content_words, dates, held_date, names
+from rag.text import STEM, contains, content_words, dates, held_date, names, strip_markers
 
 # `code`, "quoted" or 'quoted' terms, snake_case / dotted / camelCase identifiers
 _IDENTIFIER = re.compile(r"`([^`\n]{1,60})`|(?<!\w)[\"“']([^\"”'\n]{1,40})[\"”'](?!\w)"
@@ -96,6 +96,22 @@ def code_identifiers(question: str) -> list[str]:
     marked = [re.sub(r"\(.*\)$", "", m.group(1)).strip() for m in _IDENTIFIER.finditer(question) if m.group(1)]
     found = [t for t in marked if t] or [m.group(3) or m.group(4) for m in _IDENTIFIER.finditer(question)]
     return list(dict.fromkeys(t.strip() for t in found if t and t.strip()))
+
+
+def answers_type(question: str, answer: str) -> bool:
+    """False when the question asks for a number (how many, when, what year...) and the answer holds none, for a
+    default and the answer names no value the question does not, for a place (where was X born...) and the answer
+    names none the question does not, or for a code name (which method, event, option...) and the answer names none
+    the question does not. Any answer, generated or quoted; ``answers_kind`` is the stricter check of a quoted line.
+    """
+    text = strip_markers(answer)  # "[1]" is no number
+    if wants_number(question) and not states_number(text):
+        return False
+    if wants_default(question) and not new_value(question, text):  # "... is the default agent object."
+        return False
+    if wants_place(question) and not new_name(question, text):
+        return False
+    return not wants_code(question) or bool(set(identifiers(text)) - set(identifiers(question)))
 
 
 def answers_kind(question: str, text: str, subject: str = "") -> bool | None:

@@ -8,6 +8,7 @@ from fakes import KeywordEmbedder
 from rag.grounding.answering import Attempt, clean_output, meta_answer
 from rag.config import AnswerConfig
 from rag.grounding.ground import Grounder
+from rag.grounding.sentences import answers_type
 from rag.types import Hit, Passage
 
 KEYWORDS = ["kiln", "velmora", "saltwren", "crossing", "porcelain", "passengers"]
@@ -293,8 +294,8 @@ def test_an_answer_about_a_default_must_name_a_value_and_a_quote_must_state_the_
         return attempt.finish("".join(attempt.pieces()))
 
     question = "What is the default `agent` used by https.request()?"
-    assert grounder.answers_type(question, "The default agent is https.globalAgent.")
-    assert not grounder.answers_type(question, "The default agent used by https.request() is the default agent.")
+    assert answers_type(question, "The default agent is https.globalAgent.")
+    assert not answers_type(question, "The default agent used by https.request() is the default agent.")
     outcome = ask(question, "The default agent used by https.request() is the default agent [1].")
     assert outcome.style == "fallback" and outcome.text == "agent Default: https.globalAgent." and outcome.supported
     ev = grounder.evidence("How long is the keep-alive header sent for by default?", [hit])

@@ -4,8 +4,8 @@ import numpy as np
 
 from rag.config import AnswerConfig
 from rag.grounding.ground import Grounder
-from rag.grounding.sentences import (SentenceScorer, changelog, excerpts, head, identifiers, names_term, states_number,
-                                     wants_code, wants_default, wants_number)
+from rag.grounding.sentences import (SentenceScorer, answers_type, changelog, excerpts, head, identifiers, names_term,
+                                     states_number, wants_code, wants_default, wants_number)
 from rag.types import Hit, Passage
 from fakes import KeywordEmbedder
 
@@ -110,11 +110,11 @@ def test_an_answer_stated_about_another_setting_is_out_of_place():
 
 
 def test_the_answer_type_covers_numbers_and_code_names():
-    assert not Grounder.answers_type("What is the maximum size in bytes?", "It is large.")
-    assert Grounder.answers_type("What is the maximum size in bytes?", "65,507 bytes.")
-    assert not Grounder.answers_type("Which method reschedules a timer?", "It reschedules the timer [1].")
-    assert Grounder.answers_type("Which method reschedules a timer?", "The `timeout.refresh()` method.")
-    assert Grounder.answers_type("Who founded the kiln?", "Rhona Callister.")  # neither kind asked
+    assert not answers_type("What is the maximum size in bytes?", "It is large.")
+    assert answers_type("What is the maximum size in bytes?", "65,507 bytes.")
+    assert not answers_type("Which method reschedules a timer?", "It reschedules the timer [1].")
+    assert answers_type("Which method reschedules a timer?", "The `timeout.refresh()` method.")
+    assert answers_type("Who founded the kiln?", "Rhona Callister.")  # neither kind asked
 
 
 def test_a_sentence_that_states_another_day_than_the_question_loses():
@@ -140,11 +140,11 @@ def test_a_place_question_wants_a_line_that_names_a_place():
     question = "Votor Ironenpim - born where, exactly?"
     [best] = grounder.extract(grounder.evidence(question, [bio]))
     assert "Rekullo" in best.text
-    assert not Grounder.answers_type(question, "Votor Ironenpim grew up as the child of a locksmith [1].")
-    assert Grounder.answers_type(question, "Votor Ironenpim was born in Rekullo [1].")
+    assert not answers_type(question, "Votor Ironenpim grew up as the child of a locksmith [1].")
+    assert answers_type(question, "Votor Ironenpim was born in Rekullo [1].")
     books = 'Votor Ironenpim\'s books include "The Hollow Weir" and "The Sunken Comet" [1].'
-    assert not Grounder.answers_type("Do you know what city Votor Ironenpim comes from?", books)  # titles, no place
-    assert Grounder.answers_type("Where is the config file located?", "It is in the home folder.")  # no place asked
+    assert not answers_type("Do you know what city Votor Ironenpim comes from?", books)  # titles, no place
+    assert answers_type("Where is the config file located?", "It is in the home folder.")  # no place asked
 
 
 def _section_hit(pid, text, section, rank):
@@ -230,8 +230,8 @@ def test_the_digits_of_a_name_are_no_number_asked_for():
     depends on the MTU": the 4 and the 6 name protocols."""
     grounder = Grounder(AnswerConfig(), KeywordEmbedder(["payload", "size"]))
     question = "What is the maximum UDP payload size in bytes for an IPv4 datagram?"
-    assert not grounder.answers_type(question, "The maximum size of an IPv4/v6 datagram depends on the MTU.")
-    assert grounder.answers_type(question, "A payload cannot exceed 65,507 bytes.")
+    assert not answers_type(question, "The maximum size of an IPv4/v6 datagram depends on the MTU.")
+    assert answers_type(question, "A payload cannot exceed 65,507 bytes.")
 
 
 def test_when_that_opens_a_clause_asks_for_no_time():
