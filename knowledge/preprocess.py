@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 import unicodedata
@@ -78,7 +79,7 @@ def pack(counts: Sequence[int], budget: int, overlap: int, paragraphs: Sequence[
         b, total = a, 0
         while b < n and (b == a or total + counts[b] <= budget):
             if b > a and total >= budget // 4 and b < len(paragraphs) and paragraphs[b]:
-                size = sum(counts[b:next(s for s in starts if s > b)])
+                size = sum(counts[b:starts[bisect.bisect_right(starts, b)]])
                 if total + size > budget >= size:  # the paragraph fits in a range of its own, not in this one
                     break
             total += counts[b]
