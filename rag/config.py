@@ -103,6 +103,10 @@ class AnswerConfig(Section):
                            "name or a number stands only when each new one it states is in one of the agree_top "
                            "sentences that best answer the question (with their list items); else the best sentence "
                            "is quoted. 0 = off")
+    quote_first: bool = Field(True, description="auto style: a question asking for a number, a default or a code "
+                              "name is answered by quoting its best sentence, without generating, when that sentence "
+                              "states a new one of the kind asked and one passage covers the question (the checks "
+                              "would keep the quote, or a generated answer holding the same value)")
     abstain_text: str = "The documents do not say."
 
 

@@ -91,8 +91,40 @@ class WrongGenerator:
         yield from ["The Velmora kiln", " reaches 900 °C [1]."]
 
 
+class CountingGenerator:
+    """The real bundled model, counting the prompts it is asked to answer."""
+
+    def __init__(self, real):
+        self.real, self.model_id, self.adapter_id, self.calls = real, real.model_id, None, 0
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def stream(self, prompt, **overrides):
+        self.calls += 1
+        yield from self.real.stream(prompt, **overrides)
+
+
+def test_a_question_for_a_number_the_best_sentence_states_is_quoted_without_the_model(kb_copy, embedder, generator):
+    """``answer.quote_first``: the kiln's temperature is a number its best sentence states, in a passage that covers
+    the question: quoted and supported, no prompt goes to the model. "Who founded ..." asks for no number, default
+    or code name: the model answers it, as with quote_first off."""
+    counting = CountingGenerator(generator)
+    pipe = QAPipeline.from_config(Settings().override({"kb.path": str(kb_copy), "generation.max_new_tokens": 32}),
+                                  embedder=embedder, generator=counting)
+    try:
+        answer = pipe.ask("What temperature does the Velmora kiln reach?", log=False)
+        assert counting.calls == 0 and answer.style == "extractive" and answer.grounding["quote_first"] is True
+        assert "1,340 °C" in answer.text and answer.supported is True and answer.tokens["completion"] == 0
+        assert Path(answer.citations[0].source).name == "velmora_ceramics.md"
+        answer = pipe.ask("Who founded the Velmora ceramics workshop?", log=False)
+        assert counting.calls == 1 and "quote_first" not in answer.grounding
+    finally:
+        pipe.close()
+
+
 def test_a_wrong_answer_is_unsupported_and_auto_falls_back_to_the_passage(kb_copy, embedder, generator):
-    settings = Settings().override({"kb.path": str(kb_copy)})
+    settings = Settings().override({"kb.path": str(kb_copy), "answer.quote_first": False})
     pipe = QAPipeline.from_config(settings, embedder=embedder, generator=WrongGenerator(generator))
     try:
         question = "What temperature does the Velmora kiln reach?"

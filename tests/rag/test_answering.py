@@ -40,7 +40,8 @@ class ScriptedGenerator:
 def _attempt(answer, question="What temperature does the Velmora kiln reach?", context=CONTEXT, **kw):
     gen = ScriptedGenerator(answer)
     grounder = Grounder(AnswerConfig(), KeywordEmbedder(KEYWORDS))
-    attempt = Attempt(AnswerConfig(**kw), grounder, gen, Prompt("p", context), question)
+    # these check what the generated answer goes through: quote_first would answer the kiln's temperature unasked
+    attempt = Attempt(AnswerConfig(**{"quote_first": False, **kw}), grounder, gen, Prompt("p", context), question)
     return attempt, attempt.finish("".join(attempt.pieces())), gen
 
 
@@ -57,6 +58,26 @@ def test_auto_replaces_a_wrong_answer_by_the_quoted_sentence():
     [cite] = outcome.citations
     assert cite.kind == "supported" and KILN[slice(*cite.span)] == quote
     assert outcome.grounding["generated"] == "The Velmora kiln reaches 900 °C."
+
+
+def test_auto_quotes_a_sentence_stating_the_number_asked_without_generating():
+    """``quote_first``: "What temperature ..." wants a number, the best sentence states one the question does not,
+    and the passage covers the question: quoted as supported, the model never runs. A question that asks for no
+    number, default or code name ("Is ... suited to porcelain?") is still generated and checked; so is one that no
+    passage covers ("suit" is in none)."""
+    quote = "The Velmora kiln reaches 1,340 °C, hot enough to fire porcelain."
+    _, outcome, gen = _attempt("The Velmora kiln reaches 900 °C [1].", quote_first=True)
+    assert outcome.text == quote and outcome.supported is True and gen.calls == 0
+    assert outcome.style == "extractive" and outcome.grounding["quote_first"] is True
+    assert [c.kind for c in outcome.citations] == ["supported"]
+    _, outcome, gen = _attempt("The Velmora kiln fires porcelain [1].", "Is the Velmora kiln hot enough for porcelain?",
+                               quote_first=True)
+    assert gen.calls == 1 and outcome.style == "generative" and "quote_first" not in outcome.grounding
+    _, outcome, gen = _attempt("It reaches 1,340 °C [1].", "What temperature does the Velmora kiln suit?",
+                               quote_first=True)
+    assert gen.calls == 1 and "quote_first" not in outcome.grounding
+    _, outcome, gen = _attempt("It reaches 1,340 °C [1].", quote_first=True, style="extractive")
+    assert outcome.style == "extractive" and "quote_first" not in outcome.grounding  # only auto chooses
 
 
 def test_extractive_never_generates_and_off_topic_abstains_without_generating():
@@ -199,7 +220,8 @@ def test_a_code_name_answer_must_come_from_the_best_sentences(agree_top, style):
     gen = ScriptedGenerator(answer)
     grounder = Grounder(AnswerConfig(agree_top=agree_top),
                         KeywordEmbedder(["event", "emitted", "spawned", "successfully", "child"]))
-    attempt = Attempt(AnswerConfig(agree_top=agree_top), grounder, gen, Prompt("p", (SPAWN, ERROR)), question)
+    attempt = Attempt(AnswerConfig(agree_top=agree_top, quote_first=False), grounder, gen, Prompt("p", (SPAWN, ERROR)),
+                      question)
     outcome = attempt.finish("".join(attempt.pieces()))
     assert outcome.style == style
     if agree_top:
@@ -271,7 +293,8 @@ def test_a_generated_default_must_be_the_value_a_line_states_as_the_default():
     question = "Which status code does an http.ServerResponse send when you never set `response.statusCode`?"
 
     def ask(answer):
-        attempt = Attempt(AnswerConfig(), grounder, ScriptedGenerator(answer), Prompt("p", (hit,)), question)
+        attempt = Attempt(AnswerConfig(quote_first=False), grounder, ScriptedGenerator(answer), Prompt("p", (hit,)),
+                          question)
         return attempt.finish("".join(attempt.pieces()))
 
     outcome = ask("The status code that will be sent to the client is 404 [1].")
@@ -290,7 +313,8 @@ def test_an_answer_about_a_default_must_name_a_value_and_a_quote_must_state_the_
     grounder = Grounder(AnswerConfig(), KeywordEmbedder(["agent", "default", "request"]))
 
     def ask(question, answer):
-        attempt = Attempt(AnswerConfig(), grounder, ScriptedGenerator(answer), Prompt("p", (hit,)), question)
+        attempt = Attempt(AnswerConfig(quote_first=False), grounder, ScriptedGenerator(answer), Prompt("p", (hit,)),
+                          question)
         return attempt.finish("".join(attempt.pieces()))
 
     question = "What is the default `agent` used by https.request()?"
