@@ -74,6 +74,9 @@ _QUANTITY = re.compile(r"(?<![A-Za-z_\d])\d[\d,.]*\d|(?<![A-Za-z_\d])\d")
 _UNBOUNDED = re.compile(r"\b(infinity|unlimited|unbounded)\b", re.IGNORECASE)
 # a cross-reference points at the answer elsewhere: "See the 'checkContinue' event on Server."
 _SEE = re.compile(r"^\W*(see|refer to|for (more|details|further))\b", re.IGNORECASE)
+# a negation and the rest of its clause, up to three words: "will not terminate immediately", "does not spawn a shell"
+_NEGATION = re.compile(r"\b(?:not|never|cannot|can't|doesn't|don't|won't|isn't|aren't|no longer)\s+([^.,;:!?()\n]*)",
+                       re.IGNORECASE)
 _DOUBLE_QUOTED = re.compile(r"[\"“][^\"“”\n]{1,80}[\"”]")
 MIN_WORDS = 3  # shorter fragments ("## Kiln", "Defaults to 600.") are not answers on their own
 BM25_K1, BM25_B = 1.2, 0.75
@@ -241,6 +244,7 @@ class SentenceScorer:
         place = wants_place(question)
         asked_dates = dates(question)
         default = wants_default(question)
+        affirmed = _NEGATION.search(question) is None
         out = []
         for i, text in enumerate(sentences):
             first, near = items[i]
@@ -255,6 +259,8 @@ class SentenceScorer:
                 out[-1] += 0.1 if new_name(question, text) else -0.1
             if default and _states_default(question, text, subject):
                 out[-1] += 0.2  # 0.1 and 0.3 each lost answers on the documentation sets (bench/docs.py)
+            if affirmed and _denies(text, asked):
+                out[-1] -= 0.1  # "processes will not terminate immediately" for "which signal terminates ... immediately?"
             if asked_dates and _other_day(text, asked_dates):
                 out[-1] -= 0.3  # a look-alike's line: "born on 04/06/1966" is not "born on 23 August 1966"
         return out
@@ -308,6 +314,15 @@ class SentenceScorer:
             out.append(sum(weights[w] * tf[w] * (BM25_K1 + 1) / (tf[w] + norm) for w in asked if tf[w]))
         top = max(out)
         return [x / top if top > 0 else 0.0 for x in out]
+
+
+def _denies(text: str, asked: list[str]) -> bool:
+    """True when ``text`` negates a word the question asks about, within three words of its "not" ("processes will
+    not terminate immediately" for "Which signal terminates a process immediately?"): it says what does not happen.
+    For questions that are not negated themselves."""
+    stems = {w[:STEM] for w in asked}
+    return any(w[:STEM] in stems for m in _NEGATION.finditer(text) for w in content_words(" ".join(
+        m.group(1).split()[:3])))
 
 
 def literals(text: str) -> list[str]:

@@ -1,6 +1,7 @@
 """The sentence scorer and context selection, with exactly predictable embeddings (``KeywordEmbedder``)."""
 
 import numpy as np
+import pytest
 
 from rag.config import AnswerConfig
 from rag.grounding.ground import Grounder
@@ -238,3 +239,20 @@ def test_when_that_opens_a_clause_asks_for_no_time():
     assert wants_number("When was the Harrow tide mill built?")
     assert not wants_number("When stringDecoder.end() is called, what are incomplete bytes replaced with?")
     assert wants_number("When the socket closes, how many bytes are flushed?")  # "how many" still asks
+
+
+def test_a_sentence_that_negates_what_is_asked_loses():
+    """os.md's signal table: "SIGKILL | Sent to a process to terminate it immediately." lost to child_process.md's
+    "Node.js processes will not terminate immediately due to receipt of those signals": it says what does not
+    happen. A question that is negated itself keeps its negated line."""
+    sentences = ["The process will not terminate immediately on this signal.",
+                 "The process will terminate immediately on this signal."]
+
+    def scores(question):
+        return SentenceScorer().scores(question, sentences, ["", ""], ["", ""], np.array([0.6, 0.6]),
+                                       [(0, []), (1, [])])
+
+    denied, stated = scores("Which signal makes the process terminate immediately?")
+    assert stated - denied == pytest.approx(0.1)
+    denied, stated = scores("Which signal does not make the process terminate immediately?")
+    assert denied == pytest.approx(stated)
