@@ -41,6 +41,7 @@ from rag.text import content_words, numbers  # noqa: E402
 
 DOCS = ROOT / "bench" / "data" / "nodejs-docs"
 QUESTIONS = ROOT / "bench" / "data" / "nodejs-docs-questions.jsonl"
+WHY = ("quote_first", "pinned", "named_only", "generated", "meta", "off_best", "out_of_place", "support")
 
 
 def legacy_scores(evidence: Evidence) -> list[float]:
@@ -91,7 +92,9 @@ def ask(qa: QAPipeline, q: dict) -> dict[str, Any]:
     return {"text": answer.text, "right": bool(contains_answer(answer.text.replace("`", ""), q["answers"])),
             "supported": answer.supported, "abstained": answer.abstained, "style": answer.style,
             "prompt_tokens": answer.tokens.get("prompt", 0), "seconds": round(time.perf_counter() - t0, 3),
-            "first_token_s": round(answer.timings.get("first_token_s", 0.0), 3)}
+            "first_token_s": round(answer.timings.get("first_token_s", 0.0), 3),
+            # why the answer is what it is: quote_first, pinned, the refused generated text and the check that refused it
+            "grounding": {k: v for k, v in answer.grounding.items() if k in WHY}}
 
 
 def answers(pipes: dict[str, QAPipeline], questions: list[dict], holds: dict[str, bool]) -> dict[str, Any]:
