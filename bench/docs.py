@@ -93,7 +93,7 @@ def ask(qa: QAPipeline, q: dict) -> dict[str, Any]:
             "supported": answer.supported, "abstained": answer.abstained, "style": answer.style,
             "prompt_tokens": answer.tokens.get("prompt", 0), "seconds": round(time.perf_counter() - t0, 3),
             "first_token_s": round(answer.timings.get("first_token_s", 0.0), 3),
-            # why the answer is what it is: quote_first, pinned, the refused generated text and the check that refused it
+            # why the answer is what it is: quote_first, pinned, the refused generated text and its check
             "grounding": {k: v for k, v in answer.grounding.items() if k in WHY}}
 
 

@@ -86,13 +86,16 @@ def main() -> None:
     parser.add_argument("--backend", choices=("auto", "transformers", "llamacpp"), default="auto",
                         help="generation.backend of the server (auto: llama.cpp when built)")
     parser.add_argument("--context-tokens", type=int, default=384, help="prompt.context_tokens of the server")
+    parser.add_argument("--no-quote-first", action="store_true", help="answer.quote_first = false: every answer is "
+                        "generated and checked first")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "serve.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
         tmp = Path(tmp)
         config = tmp / "config.toml"
         config.write_text(f"[generation]\nmax_new_tokens = {args.max_new_tokens}\nbackend = \"{args.backend}\"\n"
-                          f"[prompt]\ncontext_tokens = {args.context_tokens}\n", encoding="utf-8")
+                          f"[prompt]\ncontext_tokens = {args.context_tokens}\n"
+                          f"[answer]\nquote_first = {str(not args.no_quote_first).lower()}\n", encoding="utf-8")
         sample = str(ROOT / "knowledge" / "sample")
         if args.kb:
             shutil.copytree(args.kb, tmp / "kb")
@@ -117,10 +120,16 @@ def main() -> None:
 
 def write(args: argparse.Namespace, backend: dict, rows: list[dict]) -> None:
     out = {"backend": backend, "backend_setting": args.backend, "context_tokens": args.context_tokens,
+           "quote_first": not args.no_quote_first, "cpu": _cpu(),
            "max_new_tokens": args.max_new_tokens, "load_average": os.getloadavg(),
            "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, "levels": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2), encoding="utf-8")
+
+
+def _cpu() -> str:
+    return next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")), platform.processor())
 
 
 if __name__ == "__main__":

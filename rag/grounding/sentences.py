@@ -260,7 +260,7 @@ class SentenceScorer:
             if default and _states_default(question, text, subject):
                 out[-1] += 0.2  # 0.1 and 0.3 each lost answers on the documentation sets (bench/docs.py)
             if affirmed and _denies(text, asked):
-                out[-1] -= 0.1  # "processes will not terminate immediately" for "which signal terminates ... immediately?"
+                out[-1] -= 0.1  # "will not terminate immediately" for "which signal terminates it immediately?"
             if asked_dates and _other_day(text, asked_dates):
                 out[-1] -= 0.3  # a look-alike's line: "born on 04/06/1966" is not "born on 23 August 1966"
         return out
