@@ -77,6 +77,11 @@ _SEE = re.compile(r"^\W*(see|refer to|for (more|details|further))\b", re.IGNOREC
 # a negation and the rest of its clause, up to three words: "will not terminate immediately", "does not spawn a shell"
 _NEGATION = re.compile(r"\b(?:not|never|cannot|can't|doesn't|don't|won't|isn't|aren't|no longer)\s+([^.,;:!?()\n]*)",
                        re.IGNORECASE)
+# a line of source code: "const defaults = {", "});", "(line, tlsSocket) => {", "// ...", "require('node:fs')"
+_CODE = re.compile(r"=>|\{\s*$|^\s*(?:[})\]]|//|const |let |var |import |function )|\brequire\(", re.MULTILINE)
+# a question about what code gives back or prints: its answer may be a line of code ("// Returns: '/foo/bar/baz'")
+_ASKS_OUTPUT = re.compile(r"\b(return|returns|returned|print|prints|printed|output|outputs|log|logs|logged|result)\b",
+                          re.IGNORECASE)
 _DOUBLE_QUOTED = re.compile(r"[\"“][^\"“”\n]{1,80}[\"”]")
 MIN_WORDS = 3  # shorter fragments ("## Kiln", "Defaults to 600.") are not answers on their own
 BM25_K1, BM25_B = 1.2, 0.75
@@ -245,6 +250,7 @@ class SentenceScorer:
         asked_dates = dates(question)
         default = wants_default(question)
         affirmed = _NEGATION.search(question) is None
+        prose = _ASKS_OUTPUT.search(question) is None
         out = []
         for i, text in enumerate(sentences):
             first, near = items[i]
@@ -259,6 +265,8 @@ class SentenceScorer:
                 out[-1] += 0.1 if new_name(question, text) else -0.1
             if default and _states_default(question, text, subject):
                 out[-1] += 0.2  # 0.1 and 0.3 each lost answers on the documentation sets (bench/docs.py)
+            if prose and _CODE.search(text):
+                out[-1] -= 0.1  # a code example beside the prose that answers: "const defaults = {cwd: ...};"
             if affirmed and _denies(text, asked):
                 out[-1] -= 0.1  # "will not terminate immediately" for "which signal terminates it immediately?"
             if asked_dates and _other_day(text, asked_dates):

@@ -256,3 +256,21 @@ def test_a_sentence_that_negates_what_is_asked_loses():
     assert stated - denied == pytest.approx(0.1)
     denied, stated = scores("Which signal does not make the process terminate immediately?")
     assert denied == pytest.approx(stated)
+
+
+def test_a_code_example_loses_to_the_prose_that_answers_unless_the_output_is_asked():
+    """child_process.md joins a code example to the prose after it: "const defaults = { cwd: undefined, ... };" was
+    quoted for "Which error code ... if `cwd` does not exist?", above "... the child process emits an ENOENT error".
+    A question about what code returns or prints may be answered by a code line ("// Returns: '/foo/bar/baz'")."""
+    sentences = ["const defaults = {\ncwd: undefined,\n};\nUse cwd to set the directory the child process is spawned in.",
+                 "If the cwd directory does not exist, the child process emits an ENOENT error."]
+
+    def gap(question):  # the prose line's lead over the code line
+        code, prose = SentenceScorer().scores(question, sentences, ["", ""], ["", ""], np.array([0.8, 0.6]),
+                                              [(0, []), (1, [])])
+        return prose - code
+
+    # the two questions differ in one word that neither line holds: only the code rule tells them apart
+    asked = gap("Which error code does the child process emit when its cwd directory is gone?")
+    output = gap("Which error code does the child process emit when its cwd directory is returned?")
+    assert asked - output == pytest.approx(0.1)
