@@ -41,7 +41,7 @@ from rag.text import content_words, numbers  # noqa: E402
 
 DOCS = ROOT / "bench" / "data" / "nodejs-docs"
 QUESTIONS = ROOT / "bench" / "data" / "nodejs-docs-questions.jsonl"
-WHY = ("quote_first", "pinned", "named_only", "generated", "meta", "off_best", "out_of_place", "support")
+WHY = ("quote_first", "sibling", "pinned", "named_only", "generated", "meta", "off_best", "out_of_place", "support")
 
 
 def legacy_scores(evidence: Evidence) -> list[float]:

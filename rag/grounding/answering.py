@@ -24,7 +24,7 @@ from rag.config import AnswerConfig
 from rag.grounding.ground import Evidence, Extract, Grounder
 from rag.grounding.stopping import cut_answer
 from rag.grounding.kinds import holds_new
-from rag.grounding.sentences import answers_type, identifiers, wants_code
+from rag.grounding.sentences import answers_type, identifiers, sibling, wants_code
 from rag.text import STEM, content_words, sentence_spans, split_sentences, strip_markers
 from rag.types import Citation, Generator, Hit
 
@@ -153,7 +153,11 @@ class Attempt:
         quote = self._quote(best, evidence)
         kind = self.grounder.quote_answers_kind(best[0], evidence, quote) if best else None
         shown = bool(best) and answers_type(self.question, quote) and kind is not False
-        covered = self.grounder.covered(evidence)
+        # a quote about a sibling of the code name asked (``child_process.execFile`` for ``exec()``) is not its answer
+        other = sibling(self.question, f"{quote} {_section(best[0], evidence)}") if best else None
+        if other:
+            self.grounding["sibling"] = other
+        covered = self.grounder.covered(evidence) and not other
         checked = self.style == "auto" and not paraphrase
         if checked and self.config.quote_first and shown and kind is True and covered:
             self.grounding["quote_first"] = True
@@ -271,6 +275,10 @@ def naming_heading(question: str, extract: Extract, evidence: Evidence) -> str |
     asked = set(identifiers(question))
     if not wants_code(question) or set(identifiers(extract.text)) - asked:
         return None
-    section = evidence.context[extract.passage].passage.metadata.get("section") or ""
-    heading = section.rsplit(" > ", 1)[-1].strip()
+    heading = _section(extract, evidence).rsplit(" > ", 1)[-1].strip()
     return heading if set(identifiers(heading)) - asked else None
+
+
+def _section(extract: Extract, evidence: Evidence) -> str:
+    """The section path of the passage a quoted sentence comes from ("Class: http.Agent > new Agent([options])")."""
+    return evidence.context[extract.passage].passage.metadata.get("section") or ""

@@ -213,6 +213,26 @@ def names_term(text: str, term: str) -> bool:
     return re.search(rf"(?<![\w.]){re.escape(term.lower())}(?![\w])", text.lower().replace("`", "")) is not None
 
 
+def sibling(question: str, text: str) -> str | None:
+    """A code identifier ``text`` names that extends one the question asks about, when ``text`` does not name that one
+    itself: ``child_process.execFile`` for a question about ``child_process.exec()``. The line is about a sibling.
+
+    Example:
+        >>> sibling("What shell does child_process.exec() use?", "child_process.execFile() spawns no shell.")
+        'child_process.execFile'
+        >>> sibling("How many EventEmitter listeners?", "EventEmitters warn after 10 listeners.") is None
+        True
+    """
+    for term in code_identifiers(question):
+        if names_term(text, term):
+            continue
+        for found in identifiers(text):
+            rest = found[len(term):]
+            if found.lower().startswith(term.lower()) and rest and rest.lower() not in ("s", "es", "'s"):
+                return found
+    return None
+
+
 def changelog(text: str, source: str) -> bool:
     """A changelog or release-notes line: it names the terms it changed without saying what they are."""
     first = text.lstrip()[:1]

@@ -326,3 +326,26 @@ def test_an_answer_about_a_default_must_name_a_value_and_a_quote_must_state_the_
     [best] = grounder.extract(ev)
     assert grounder.quote_answers_kind(best, ev, "The Connection: keep-alive header is always sent.") is False
     assert grounder.quote_answers_kind(best, ev, "agent Default: https.globalAgent.") is True
+
+
+def test_a_quote_about_a_sibling_of_the_asked_code_name_is_not_called_supported():
+    """"What shell does child_process.exec() use by default on Unix?" got "... child_process.execFile() can be more
+    efficient because it does not spawn a shell by default.": a look-alike's line. Shown, never called supported, and
+    not quoted first: the model answers, and the checks decide."""
+    question = "What shell does child_process.exec() use by default on Unix?"
+    grounder = Grounder(AnswerConfig(), KeywordEmbedder(["shell", "default", "unix", "spawn"]))
+
+    def ask(text, section):
+        hit = Hit(Passage("e", text, "/d/cp.md", "/d/cp.md", title="Child process", metadata={"section": section}),
+                  1.0, 1, {"dense": 0.8})
+        gen = ScriptedGenerator("It uses a shell [1].")
+        attempt = Attempt(AnswerConfig(), grounder, gen, Prompt("p", (hit,)), question)
+        return attempt.finish("".join(attempt.pieces())), gen
+
+    sibling = ("On Unix child_process.execFile() is faster because it does not spawn a shell by default, "
+               "unlike '/bin/sh' runs.")
+    outcome, gen = ask(sibling, "Spawning .bat and .cmd files on Windows")
+    assert outcome.grounding["sibling"] == "child_process.execFile" and gen.calls == 1
+    assert outcome.supported is False and "quote_first" not in outcome.grounding
+    outcome, gen = ask(sibling, "child_process.exec(command[, options][, callback])")  # the asked one's own section
+    assert "sibling" not in outcome.grounding and outcome.supported is True and gen.calls == 0  # quoted first
