@@ -157,9 +157,9 @@ class Attempt:
         other = sibling(self.question, f"{quote} {_section(best[0], evidence)}") if best else None
         if other:
             self.grounding["sibling"] = other
-        covered = self.grounder.covered(evidence) and not other
+        stands = self.grounder.covered(evidence) and not other  # the quote may be called supported
         checked = self.style == "auto" and not paraphrase
-        if checked and self.config.quote_first and shown and kind is True and covered:
+        if checked and self.config.quote_first and shown and kind is True and stands:
             self.grounding["quote_first"] = True
         elif checked:
             text = clean_output("".join(self._generated()))
@@ -180,7 +180,7 @@ class Attempt:
         # value): the quote is the closest sentence, not a shown answer
         if paraphrase and not (shown and (pinned or holds_new(self.question, quote))):
             return self._abstain()
-        return self._extractive(best, evidence, quote, supported=covered and shown)
+        return self._extractive(best, evidence, quote, supported=stands and shown)
 
     def _quote(self, best: list, evidence: Evidence) -> str:
         """The best sentences as written; the first after its section's heading when that alone names the code name

@@ -78,7 +78,9 @@ _SEE = re.compile(r"^\W*(see|refer to|for (more|details|further))\b", re.IGNOREC
 _NEGATION = re.compile(r"\b(?:not|never|cannot|can't|doesn't|don't|won't|isn't|aren't|no longer)\s+([^.,;:!?()\n]*)",
                        re.IGNORECASE)
 # a line of source code: "const defaults = {", "});", "(line, tlsSocket) => {", "// ...", "require('node:fs')"
-_CODE = re.compile(r"=>|\{\s*$|^\s*(?:[})\]]|//|const |let |var |import |function )|\brequire\(", re.MULTILINE)
+# (a hard-wrapped prose line may start with "function is called" or "import the module": those need their syntax)
+_CODE = re.compile(r"=>|\{\s*$|\brequire\(|^\s*(?:[})\]]|//|(?:const|let|var)\s+\w+\s*=|function\s*\w*\s*\(|"
+                   r"import\s+.+\bfrom\s+['\"])", re.MULTILINE)
 # a question about what code gives back or prints: its answer may be a line of code ("// Returns: '/foo/bar/baz'")
 _ASKS_OUTPUT = re.compile(r"\b(return|returns|returned|print|prints|printed|output|outputs|log|logs|logged|result)\b",
                           re.IGNORECASE)

@@ -274,3 +274,6 @@ def test_a_code_example_loses_to_the_prose_that_answers_unless_the_output_is_ask
     asked = gap("Which error code does the child process emit when its cwd directory is gone?")
     output = gap("Which error code does the child process emit when its cwd directory is returned?")
     assert asked - output == pytest.approx(0.1)
+    sentences[0] = "The spawn\nfunction is called in the cwd directory, and\nimport the module first."  # wrapped prose
+    assert gap("Which error code does the child process emit when its cwd directory is gone?") == pytest.approx(
+        gap("Which error code does the child process emit when its cwd directory is returned?"))
