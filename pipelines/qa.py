@@ -25,7 +25,7 @@ from rag.generation.backends import make_generator
 from rag.grounding.ground import Evidence, Grounder
 from rag.prompt import Prompt, PromptBuilder
 from rag.retrieve import HybridRetriever
-from rag.grounding.sentences import excerpts
+from rag.grounding.excerpts import excerpts
 from rag.text import strip_markers
 from rag.types import Answer, Filters, Generator, Hit, Passage, content_hash
 
@@ -145,7 +145,8 @@ class QAPipeline:
     def build_prompt(self, question: str, hits: Sequence[Hit], history: Sequence[tuple[str, str]] = (),
                     query: str | None = None) -> tuple[Prompt, Evidence | None]:
         """The prompt with passages; under ``prompt.context_tokens`` it shows only the sentences that best answer
-        the question (``rag.grounding.sentences.excerpts``), scored on the evidence the answer is then checked against."""
+        the question (``rag.grounding.excerpts.excerpts``), scored on the evidence the answer is then checked
+        against."""
         budget = self.settings.prompt.context_tokens
         if not budget or not hits:
             return self.builder.build(question, hits, history), None

@@ -129,8 +129,8 @@ class PromptBuilder:
               excerpts: Mapping[int, str] | None = None) -> Prompt:
         """The RAG prompt: system, earlier turns (oldest dropped first), then passages and the question.
 
-        ``excerpts`` (hit index -> the text to show, see ``rag.grounding.sentences.excerpts``) shows only those hits, each
-        as its excerpt, in rank order; citations still name the whole passage.
+        ``excerpts`` (hit index -> the text to show, see ``rag.grounding.excerpts.excerpts``) shows only those hits,
+        each as its excerpt, in rank order; citations still name the whole passage.
         """
         question = _require_text(question, "question")
         turns = self._fit_history(question, list(history))

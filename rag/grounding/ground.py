@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.config import AnswerConfig
-from rag.grounding.sentences import (MIN_WORDS, SentenceScorer, answers_kind, code_identifiers, identifiers, items,
-                                     literals, names_term, states_default_line, wants_code, wants_default,
-                                     wants_number)
+from rag.grounding.excerpts import items
+from rag.grounding.sentences import (MIN_WORDS, SentenceScorer, answers_kind, code_identifiers, identifiers, literals,
+                                     names_term, states_default_line, wants_code, wants_default, wants_number)
 from rag.text import (STEM, content_words, contains, dates, held_date, names, numbers, sentence_spans, split_sentences,
                       strip_markers, without_dates)
 from rag.types import Embedder, Hit
@@ -175,7 +175,7 @@ class Grounder:
 
     @staticmethod
     def _items(evidence: Evidence) -> list[tuple[int, list[int]]]:
-        """Each span's list item or paragraph (``rag.grounding.sentences.items``), as span indices."""
+        """Each span's list item or paragraph (``rag.grounding.excerpts.items``), as span indices."""
         out: list[tuple[int, list[int]]] = []
         for p, hit in enumerate(evidence.context):  # spans run passage by passage
             offset = len(out)

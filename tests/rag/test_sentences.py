@@ -5,7 +5,8 @@ import pytest
 
 from rag.config import AnswerConfig
 from rag.grounding.ground import Grounder
-from rag.grounding.sentences import (SentenceScorer, answers_type, changelog, excerpts, head, identifiers, names_term,
+from rag.grounding.excerpts import excerpts
+from rag.grounding.sentences import (SentenceScorer, answers_type, changelog, head, identifiers, names_term,
                                      states_number, wants_code, wants_default, wants_number)
 from rag.types import Hit, Passage
 from fakes import KeywordEmbedder
