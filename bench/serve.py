@@ -29,6 +29,7 @@ import httpx
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 RAG = [sys.executable, "-c", "import sys; from pipelines.cli import main; sys.exit(main(sys.argv[1:]))"]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 QUESTIONS = [
@@ -119,17 +120,14 @@ def main() -> None:
 
 
 def write(args: argparse.Namespace, backend: dict, rows: list[dict]) -> None:
+    from bench.docs import machine  # the CPU, its bf16 flag and what llama.cpp reports: every timing names its machine
+
     out = {"backend": backend, "backend_setting": args.backend, "context_tokens": args.context_tokens,
-           "quote_first": not args.no_quote_first, "cpu": _cpu(),
-           "max_new_tokens": args.max_new_tokens, "load_average": os.getloadavg(),
-           "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, "levels": rows}
+           "quote_first": not args.no_quote_first, "max_new_tokens": args.max_new_tokens,
+           "load_average": os.getloadavg(), "levels": rows,
+           "machine": {**machine(), "cpus": os.cpu_count(), "platform": platform.platform()}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2), encoding="utf-8")
-
-
-def _cpu() -> str:
-    return next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                 if line.startswith("model name")), platform.processor())
 
 
 if __name__ == "__main__":
