@@ -24,6 +24,9 @@ _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # "1. x"; "-20" that starts a line is a number)
 _SENTENCE_END = re.compile(r"(?<=[.!?])(?P<tail>(?:\s*\[\d+(?:\s*[-–,]\s*\d+)*\])*[\"')\]]*)\s+(?=[\"'(*]*(?:[A-Z0-9]|`))"
                            r"|\n\s*\n|\n(?=\s*[-*•]\s|\s*\d+[.)]\s)")
+# "doesn't", "don’t", "won't": the "n't" of a negated verb, with a straight or a curly apostrophe ("wo" and "ca" are
+# left of "won't" and "can't", both too short to be content words)
+CONTRACTION = re.compile(r"n['\u2019]t\b", re.IGNORECASE)
 MARKER = re.compile(r"\s*\[\s*\d+(?:\s*[-–,]\s*\d+)*\s*\]")
 STOP = frozenset(
     "a an the and or but of to in on at by for from with as is are was were be been being it its this that these "
@@ -38,8 +41,14 @@ GENERIC_NAMES = frozenset({"The", "A", "An", "It", "This", "That", "In", "On", "
 
 
 def normalise(text: str) -> str:
-    """Lower case, NFKC, thousands separators dropped, punctuation to spaces, single spaces."""
-    text = unicodedata.normalize("NFKC", text).lower()
+    """Lower case, NFKC, "n't" as " not" (straight or curly apostrophe), thousands separators dropped, punctuation to
+    spaces, single spaces.
+
+    Example:
+        >>> normalise("It doesn’t reach 1,340 °C")
+        'it does not reach 1340 c'
+    """
+    text = CONTRACTION.sub(" not", unicodedata.normalize("NFKC", text).lower())
     text = re.sub(r"(?<=\d)[,\u202f\u00a0](?=\d{3}\b)", "", text)
     return " ".join(re.sub(r"[^\w\s]", " ", text).split())
 

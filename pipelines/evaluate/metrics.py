@@ -25,7 +25,7 @@ __all__ = ["cited_markers"]  # re-exported: evaluation reads markers with the pr
 
 LABEL_RE = re.compile(r"\b(yes|no|maybe)\b", re.IGNORECASE)
 ABSTAIN_RE = re.compile(
-    r"(does not contain|doesn't contain|do not contain|cannot answer|can't answer|can not answer|"
+    r"(does not contain|doesn['’]t contain|do not contain|cannot answer|can['’]t answer|can not answer|"
     r"unable to answer|not enough information|no information|do not say|does not say)", re.IGNORECASE)
 
 

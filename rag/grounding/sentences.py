@@ -63,7 +63,7 @@ _DEFAULT = re.compile(r"\bdefault(s|ed)?\b", re.IGNORECASE)
 _SETS = (r"(chang(e|es|ed)|sets?|giv(e|es|en)|gave|pass(es|ed)?|specif(y|ies|ied)|configur(e|es|ed)|provid(e|es|ed)|"
          r"suppl(y|ies|ied)|overrid(e|es|den))")
 _DEFAULT_ASKED = re.compile(
-    rf"\bdefault(s|ed)?\b|\bout of the box\b|\bunless\b|(\bnever|\bnot|n't)\s+(\w+\s+)?{_SETS}\b|"
+    rf"\bdefault(s|ed)?\b|\bout of the box\b|\bunless\b|(\bnever|\bnot|n['’]t)\s+(\w+\s+)?{_SETS}\b|"
     rf"\b(no|none|nothing)\b(\s+\S+){{0,2}}\s+(is|are)\s+{_SETS}\b|\b(gives?|pass(es)?)\s+(none|nothing)\b|"
     r"\b(leave|leaves|left|leaving)\b(\s+\S+){0,2}\s+(out|unset|alone|empty)\b|\bomit(s|ted|ting)?\b|"
     r"\bwithout\s+(one|it|any|setting|passing|giving|specifying|configuring|changing)\b", re.IGNORECASE)
@@ -75,7 +75,7 @@ _UNBOUNDED = re.compile(r"\b(infinity|unlimited|unbounded)\b", re.IGNORECASE)
 # a cross-reference points at the answer elsewhere: "See the 'checkContinue' event on Server."
 _SEE = re.compile(r"^\W*(see|refer to|for (more|details|further))\b", re.IGNORECASE)
 # a negation and the rest of its clause, up to three words: "will not terminate immediately", "does not spawn a shell"
-_NEGATION = re.compile(r"\b(?:not|never|cannot|can't|doesn't|don't|won't|isn't|aren't|no longer)\s+([^.,;:!?()\n]*)",
+_NEGATION = re.compile(r"(?:\b(?:not|never|cannot|no longer)|\b\w+n['’]t)\s+([^.,;:!?()\n]*)",
                        re.IGNORECASE)
 # a line of source code: "const defaults = {", "});", "(line, tlsSocket) => {", "// ...", "require('node:fs')"
 # (a hard-wrapped prose line may start with "function is called" or "import the module": those need their syntax)

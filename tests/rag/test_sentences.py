@@ -197,6 +197,7 @@ def test_a_default_asked_without_the_word_is_still_a_default():
     "`ipv4` {string} A string representation of an IPv4 address. **Default:** `'0.0.0.0'`"."""
     for asked in ("If I never change it, how many headers will an http.Server accept at most?",
                   "How many spaces is a tab worth unless you set `tabSize`?", "Which host when you don't give one?",
+                  "Which host when you don’t give one?",
                   "What color mode if you leave `colorMode` out?", "How many sessions are cached out of the box?",
                   "What encoding is used when none is specified?", "Which port if the options give none?"):
         assert wants_default(asked), asked
@@ -256,6 +257,11 @@ def test_a_sentence_that_negates_what_is_asked_loses():
     denied, stated = scores("Which signal makes the process terminate immediately?")
     assert stated - denied == pytest.approx(0.1)
     denied, stated = scores("Which signal does not make the process terminate immediately?")
+    assert denied == pytest.approx(stated)
+    sentences[0] = "The process won’t terminate immediately on this signal."  # a curly apostrophe negates too
+    denied, stated = scores("Which signal makes the process terminate immediately?")
+    assert stated - denied == pytest.approx(0.1)
+    denied, stated = scores("Which signal doesn’t make the process terminate immediately?")
     assert denied == pytest.approx(stated)
 
 

@@ -8,6 +8,15 @@ def test_content_words_drop_stop_words_and_normalise_numbers():
     assert content_words("What is it?") == []
 
 
+def test_a_contraction_is_its_negation_with_either_apostrophe():
+    """Writers and larger models use the curly apostrophe: "doesn’t" must read as "doesn't", and neither leaves a
+    content word "doesn" that no passage holds."""
+    for text in ("It doesn't reach the kiln", "It doesn’t reach the kiln", "It does not reach the kiln"):
+        assert content_words(text) == ["reach", "kiln"], text
+    assert contains("The kiln doesn’t cool", "doesn't cool") and contains("It won’t stop", "won't stop")
+    assert content_words("Who won the award?") == ["won", "award"]
+
+
 def test_contains_is_normalised_and_on_word_boundaries():
     assert contains("It reaches 1340 °C.", "1,340")
     assert contains("The MV Saltwren", "mv saltwren")
