@@ -1,6 +1,6 @@
 """Answer styles end to end over fakes: auto keeps supported text, falls back, abstains; generative stops early."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -279,6 +279,12 @@ def test_a_quote_for_a_code_name_named_only_in_its_heading_leads_with_the_headin
     assert outcome.text == f"response.writeContinue(): {text}"
     assert outcome.citations[0].span == (0, len(text))  # the citation points at the sentence itself
     assert ask("What does the server send to the client for a 100 Continue?").text == text  # no code name asked
+    # "i.e." is no code name the quote holds: zlib.md says "This function is only available for zlib-based streams,
+    # i.e. not Brotli." under "zlib.params(level, strategy, callback)"
+    text = "This function is only available for zlib-based streams, i.e. not Brotli."
+    hit = replace(hit, passage=replace(hit.passage, text=text, metadata={"section": "zlib.params(level, strategy)"}))
+    assert ask("Which zlib stream method for changing the level is not available for Brotli?").text == \
+        f"zlib.params(level, strategy): {text}"
 
 
 def test_a_generated_default_must_be_the_value_a_line_states_as_the_default():
