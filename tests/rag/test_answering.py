@@ -239,9 +239,10 @@ def test_a_question_pinned_by_its_code_identifier_gets_a_quote_of_the_kind_asked
 
     dir_doc = ("`depth` {number} Tells util.inspect() how many times to recurse while formatting the object. To make "
                "it recurse indefinitely, pass null. Default: 2.")
-    known = set(content_words(dir_doc)) | {"levels", "nested", "deep"}
+    own, others = set(content_words(dir_doc)), {"levels", "nested", "deep"}  # words of this page, of other pages
     grounder = Grounder(AnswerConfig(), KeywordEmbedder(["depth", "recurse", "default"]),
-                        idf=lambda w: 1.0 if w in known else 7.0, known=lambda w: w in known)
+                        idf=lambda w: 1.0 if w in own else 4.0 if w in others else 7.0,
+                        known=lambda w: w in own | others)
 
     def ask(text, question="How many levels deep does `console.dir()` go into nested objects when I don't pass a "
                            "depth?"):
