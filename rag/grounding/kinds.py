@@ -51,7 +51,8 @@ def holds_new(question: str, text: str) -> bool:
     two words or more for a person, a place name, a written date, a number (no year for "how many"), a quoted
     title, an award's name. A category (a job, a genre) or an unknown kind never is: no span tells it apart."""
     kind = answer_kind(question)
-    new = [n for n in names(DOUBLE_QUOTED.sub(" ", text)) if not contains(question, n)]
+    # one capital letter is no name: the "C" of "1,340 °C", an initial
+    new = [n for n in names(DOUBLE_QUOTED.sub(" ", text)) if len(n) > 1 and not contains(question, n)]
     if kind == "person":
         return any(len(n.split()) >= 2 for n in new)
     if kind == "place":

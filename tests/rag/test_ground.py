@@ -180,6 +180,7 @@ def test_a_paraphrase_whose_names_a_passage_holds_is_weak_only_for_its_wording()
     ("How many goals did the Aubrey team score in 2022?", "It scored 41 goals in 2022.", True),
     ("Do you know what city Nendan Mirdrabra comes from?", "Nendan Mirdrabra was born in Rekullo.", True),
     ("Do you know what city Nendan Mirdrabra comes from?", "Nendan Mirdrabra writes about geology.", False),
+    ("Where is the Velmora kiln?", "The Velmora kiln reaches 1,340 °C.", False),  # the C of °C is no place
     ("I'm looking for something Nendan Mirdrabra wrote - any title?", "He wrote \"The Salt Ledger\".", True),
     ("I'm looking for something Nendan Mirdrabra wrote - any title?", "Nendan Mirdrabra is an author.", False),
     ("How did Nendan Mirdrabra's dad earn a living?", "His father was a carpenter.", False),  # a category: never
