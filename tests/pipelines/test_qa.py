@@ -108,10 +108,12 @@ class CountingGenerator:
 def test_a_question_for_a_number_the_best_sentence_states_is_quoted_without_the_model(kb_copy, embedder, generator):
     """``answer.quote_first``: the kiln's temperature is a number its best sentence states, in a passage that covers
     the question: quoted and supported, no prompt goes to the model. "Who founded ..." asks for no number, default
-    or code name: the model answers it, as with quote_first off."""
+    or code name: with ``quote_first = "values"`` the model answers it, as with quote_first off (the default,
+    "auto", quotes it too with the bundled model: see ``test_the_bundled_model_quotes_first_any_covered_question``)."""
     counting = CountingGenerator(generator)
-    pipe = QAPipeline.from_config(Settings().override({"kb.path": str(kb_copy), "generation.max_new_tokens": 32}),
-                                  embedder=embedder, generator=counting)
+    settings = Settings().override({"kb.path": str(kb_copy), "generation.max_new_tokens": 32,
+                                    "answer.quote_first": "values"})
+    pipe = QAPipeline.from_config(settings, embedder=embedder, generator=counting)
     try:
         answer = pipe.ask("What temperature does the Velmora kiln reach?", log=False)
         assert counting.calls == 0 and answer.style == "extractive" and answer.grounding["quote_first"] is True
@@ -119,6 +121,25 @@ def test_a_question_for_a_number_the_best_sentence_states_is_quoted_without_the_
         assert Path(answer.citations[0].source).name == "velmora_ceramics.md"
         answer = pipe.ask("Who founded the Velmora ceramics workshop?", log=False)
         assert counting.calls == 1 and "quote_first" not in answer.grounding
+    finally:
+        pipe.close()
+
+
+def test_the_bundled_model_quotes_first_any_covered_question(kb_copy, embedder, generator):
+    """The default ``quote_first = "auto"`` with the bundled model: "What is ... signature glaze called?" asks for no
+    number, default or code name, yet it is quoted from the passage that holds it, with its citation, and the
+    model never runs. A yes/no question and a "who" question still go to the model."""
+    counting = CountingGenerator(generator)
+    pipe = QAPipeline.from_config(Settings().override({"kb.path": str(kb_copy), "generation.max_new_tokens": 32}),
+                                  embedder=embedder, generator=counting)
+    try:
+        answer = pipe.ask("What is the Velmora workshop's signature glaze called?", log=False)
+        assert counting.calls == 0 and answer.style == "extractive" and answer.grounding["quote_first"] is True
+        assert "Carrow Grey" in answer.text and Path(answer.citations[0].source).name == "velmora_ceramics.md"
+        pipe.ask("Does the Velmora kiln reach 1,340 °C?", log=False)
+        assert counting.calls == 1
+        pipe.ask("Who founded the Velmora ceramics workshop?", log=False)
+        assert counting.calls == 2
     finally:
         pipe.close()
 

@@ -60,6 +60,33 @@ def test_auto_replaces_a_wrong_answer_by_the_quoted_sentence():
     assert outcome.grounding["generated"] == "The Velmora kiln reaches 900 °C."
 
 
+def test_quote_first_all_quotes_every_covered_question_but_a_yes_no_one_and_auto_picks_it_by_model():
+    """``quote_first = "all"``: "What can the Velmora kiln fire?" asks for no number, default or code name, yet its
+    covered best sentence is quoted without the model; a yes/no question still needs the model's yes or no.
+    ``"auto"`` is "all" for the bundled 135M model (its checked answers were no better than the quote) and
+    "values" for any other model, which generates that question."""
+    quote = "The Velmora kiln reaches 1,340 °C, hot enough to fire porcelain."
+    question = "What can the Velmora kiln fire?"
+    _, outcome, gen = _attempt("It fires bricks [1].", question, quote_first="all")
+    assert gen.calls == 0 and outcome.text == quote and outcome.grounding["quote_first"] is True
+    _, outcome, gen = _attempt("It fires porcelain [1].", "Can the Velmora kiln fire porcelain?", quote_first="all")
+    assert gen.calls == 1 and "quote_first" not in outcome.grounding
+    _, outcome, gen = _attempt("It fires porcelain [1].", "Who fires the Velmora kiln?", quote_first="all")
+    assert gen.calls == 1  # "who": a two-word name in a quote may be a street, not a person
+    _, outcome, gen = _attempt("It is in Port Aubrey [1].", "Where is the Velmora kiln?", quote_first="all")
+    assert gen.calls == 1  # a place is asked, and the quote names none the question does not
+    _, outcome, gen = _attempt("It fires porcelain [1].", question, quote_first="values")
+    assert gen.calls == 1 and "quote_first" not in outcome.grounding
+    _, outcome, gen = _attempt("It fires porcelain [1].", question, quote_first="auto")  # "scripted" is not bundled
+    assert gen.calls == 1
+    bundled = ScriptedGenerator("It fires bricks [1].")
+    bundled.model_id = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    grounder = Grounder(AnswerConfig(), KeywordEmbedder(KEYWORDS))
+    attempt = Attempt(AnswerConfig(), grounder, bundled, Prompt("p", CONTEXT), question)
+    assert attempt.finish("".join(attempt.pieces())).text == quote and bundled.calls == 0
+    assert AnswerConfig(quote_first=True).quote_first == "values" and AnswerConfig(quote_first=False).quote_first == "off"
+
+
 def test_auto_quotes_a_sentence_stating_the_number_asked_without_generating():
     """``quote_first``: "What temperature ..." wants a number, the best sentence states one the question does not,
     and the passage covers the question: quoted as supported, the model never runs. A question that asks for no
