@@ -87,8 +87,8 @@ def main() -> None:
     parser.add_argument("--backend", choices=("auto", "transformers", "llamacpp"), default="auto",
                         help="generation.backend of the server (auto: llama.cpp when built)")
     parser.add_argument("--context-tokens", type=int, default=384, help="prompt.context_tokens of the server")
-    parser.add_argument("--no-quote-first", action="store_true", help="answer.quote_first = false: every answer is "
-                        "generated and checked first")
+    parser.add_argument("--quote-first", choices=("auto", "all", "values", "off"), default="auto",
+                        help="answer.quote_first of the server ('off': every answer is generated and checked first)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "serve.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
@@ -96,7 +96,7 @@ def main() -> None:
         config = tmp / "config.toml"
         config.write_text(f"[generation]\nmax_new_tokens = {args.max_new_tokens}\nbackend = \"{args.backend}\"\n"
                           f"[prompt]\ncontext_tokens = {args.context_tokens}\n"
-                          f"[answer]\nquote_first = {str(not args.no_quote_first).lower()}\n", encoding="utf-8")
+                          f"[answer]\nquote_first = \"{args.quote_first}\"\n", encoding="utf-8")
         sample = str(ROOT / "knowledge" / "sample")
         if args.kb:
             shutil.copytree(args.kb, tmp / "kb")
@@ -123,7 +123,7 @@ def write(args: argparse.Namespace, backend: dict, rows: list[dict]) -> None:
     from bench.docs import machine  # the CPU, its bf16 flag and what llama.cpp reports: every timing names its machine
 
     out = {"backend": backend, "backend_setting": args.backend, "context_tokens": args.context_tokens,
-           "quote_first": not args.no_quote_first, "max_new_tokens": args.max_new_tokens,
+           "quote_first": args.quote_first, "max_new_tokens": args.max_new_tokens,
            "load_average": os.getloadavg(), "levels": rows,
            "machine": {**machine(), "cpus": os.cpu_count(), "platform": platform.platform()}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
