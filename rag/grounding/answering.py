@@ -187,7 +187,8 @@ class Attempt:
         """Whether a shown quote answers without generating (``answer.quote_first``).
 
         'values': it states a new value of the kind asked (a number, a default, a code name) and its passage covers
-        the question. 'all', what 'auto' is for the bundled 135M model: any quote, but not for a yes/no question
+        the question. 'all', what 'auto' is for the bundled 135M model: those, and any other quote, but not for a
+        yes/no question
         (the model says yes or no), nor for "who" (a name of two words may be a street: "Who founded the workshop?"
         got "... stands on Quarry Lane", the model named the founder), nor when the question asks for a date,
         number, title, award or place the quote does not hold anew (``kinds.holds_new``). On 140 documentation
@@ -198,8 +199,10 @@ class Attempt:
         mode = self.config.quote_first
         if mode == "auto":
             mode = "all" if self.generator.model_id in BUNDLED_LLMS else "values"
-        if mode == "values":
-            return kind is True and stands
+        if mode == "off":
+            return False
+        if kind is True and stands:  # 'values', and 'all' too
+            return True
         wanted = answer_kind(self.question)
         return (mode == "all" and kind is not False and not _YES_NO.search(self.question) and wanted != "person"
                 and (wanted in (None, "category") or holds_new(self.question, quote)))

@@ -73,6 +73,9 @@ def test_quote_first_all_quotes_every_covered_question_but_a_yes_no_one_and_auto
     assert gen.calls == 1 and "quote_first" not in outcome.grounding
     _, outcome, gen = _attempt("It fires porcelain [1].", "Who fires the Velmora kiln?", quote_first="all")
     assert gen.calls == 1  # "who": a two-word name in a quote may be a street, not a person
+    # a yes/no question for a value the quote states anew ("Default: true") is a 'values' quote, in 'all' too
+    _, outcome, gen = _attempt("No [1].", "Is the Velmora kiln hot, to what temperature?", quote_first="all")
+    assert gen.calls == 0 and outcome.grounding["quote_first"] is True
     _, outcome, gen = _attempt("It is in Port Aubrey [1].", "Where is the Velmora kiln?", quote_first="all")
     assert gen.calls == 1  # a place is asked, and the quote names none the question does not
     _, outcome, gen = _attempt("It fires porcelain [1].", question, quote_first="values")
