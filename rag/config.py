@@ -110,11 +110,12 @@ class AnswerConfig(Section):
                            "sentences that best answer the question (with their list items); else the best sentence "
                            "is quoted. 0 = off")
     quote_first: Literal["auto", "all", "values", "off"] = Field(
-        "auto", description="auto style, questions answered by quoting the best sentence without generating, when one "
-        "passage covers the question and the quote holds no answer of a wrong kind: 'values' = those asking for a "
-        "number, a default or a code name that the quote states anew; 'all' = every question but a yes/no one; "
-        "'off' = generate and check first; 'auto' = 'all' with the bundled 135M model (its checked answers were "
-        "no better than the quote, bench/docs.py), 'values' with any other model")
+        "auto", description="auto style, questions answered by quoting the best sentence without generating: "
+        "'values' = those asking for a number, a default or a code name that the quote states anew, from a passage "
+        "that covers the question; 'all' = those and every other question but yes/no and 'who' ones, or one for a "
+        "date, number, title, award or place the quote does not hold; 'off' = generate and check first; 'auto' = "
+        "'all' with the bundled 135M model (its checked answers were no better than the quote, bench/docs.py), "
+        "'values' with any other model")
     abstain_text: str = "The documents do not say."
 
 

@@ -188,13 +188,12 @@ class Attempt:
 
         'values': it states a new value of the kind asked (a number, a default, a code name) and its passage covers
         the question. 'all', what 'auto' is for the bundled 135M model: those, and any other quote, but not for a
-        yes/no question
-        (the model says yes or no), nor for "who" (a name of two words may be a street: "Who founded the workshop?"
-        got "... stands on Quarry Lane", the model named the founder), nor when the question asks for a date,
-        number, title, award or place the quote does not hold anew (``kinds.holds_new``). On 140 documentation
-        questions the model's checked answers stood 9 times, 2 of them wrong, and were right where the quote was
-        not once (bench/docs.py); its refused answers are replaced by the same quote anyway. A quote from a passage
-        that does not cover the question is not called supported.
+        yes/no question (the model says yes or no), nor for "who" (a name of two words may be a street: "Who
+        founded the workshop?" got "... stands on Quarry Lane", the model named the founder), nor when the
+        question asks for a date, number, title, award or place the quote does not hold anew
+        (``kinds.holds_new``). On 140 documentation questions the model's checked answers stood 9 times, 2 of them
+        wrong, and were right where the quote was not once (bench/docs.py); its refused answers are replaced by the
+        same quote anyway. A quote from a passage that does not cover the question is not called supported.
         """
         mode = self.config.quote_first
         if mode == "auto":

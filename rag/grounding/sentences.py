@@ -33,7 +33,8 @@ from rag.text import STEM, contains, content_words, dates, held_date, names, str
 # `code`, "quoted" or 'quoted' terms, snake_case / dotted / camelCase identifiers
 # (an abbreviation of single letters, "i.e." or "e.g.", is no dotted name)
 _IDENTIFIER = re.compile(r"`([^`\n]{1,60})`|(?<!\w)[\"“']([^\"”'\n]{1,40})[\"”'](?!\w)"
-                         r"|\b(?!(?:[A-Za-z]\.)+[A-Za-z]\b)([A-Za-z_]\w*(?:[._]\w+)+|[A-Za-z]*[a-z][A-Z]\w*|[A-Z]{2,}[a-z]+\w*)\b"
+                         r"|\b(?!(?:[A-Za-z]\.)+[A-Za-z]\b)"
+                         r"([A-Za-z_]\w*(?:[._]\w+)+|[A-Za-z]*[a-z][A-Z]\w*|[A-Z]{2,}[a-z]+\w*)\b"
                          r"|\b([A-Za-z_]\w*)(?=\(\d?\))")  # a call or a manual page: open(), getaddrinfo(3)
 # the term a definition list item, an option line or a table row starts with: what the item is about
 _HEAD = re.compile(r"^[\s*•+|-]*(`[^`\n]{1,60}`|[A-Za-z_][\w.]*(?:\(\d?\))?)")
