@@ -53,6 +53,9 @@ _LATER_ASKING = re.compile(r"\b(what|which|who|whom|whose|how|where|why)\b", re.
 # questions that want a code name: the sentence that answers names one the question does not
 _WANTS_CODE = re.compile(r"\b(which|what)\s+(\w+\s+){0,2}(method|function|event|option|property|class|symbol|module|"
                          r"constant|flag|header|signal|error code|socket option)s?\b", re.IGNORECASE)
+# another name of what the question names: "what was X called", "under which older name", "what is its alias"
+_WANTS_OTHER_NAME = re.compile(r"\b(which|what)\s+(\w+\s+){0,2}(names?|alias(es)?)\b|\b(was|were|is|are)\s+\S+\s+"
+                               r"(called|named|renamed)\b", re.IGNORECASE)
 # questions that want a place (a birthplace, a home town): the sentence that answers names one the question does not
 _WANTS_PLACE = re.compile(r"\bwhere\b[^?]*\b(born|from|grow|grew|raised|lives?|lived)\b|\b(born|from|grew up|raised|lives?|"
                           r"lived)\s+where\b|\b(which|what)\s+(city|town|country|village|county|province)\b|"
@@ -159,8 +162,16 @@ def wants_number(question: str) -> bool:
 
 
 def wants_code(question: str) -> bool:
-    """True for questions whose answer is a code name (which method, event, option, constant...)."""
-    return bool(_WANTS_CODE.search(question))
+    """True for questions whose answer is a code name (which method, event, option, constant...), or another name of
+    a code identifier the question names ("What was `cluster.isPrimary` called before v16?", "Under which older name
+    can `kill()` be called?").
+
+    Example:
+        >>> wants_code("What was cluster.isPrimary called before v16?"), wants_code("What was the ship called?")
+        (True, False)
+    """
+    return bool(_WANTS_CODE.search(question)) or (
+        _WANTS_OTHER_NAME.search(question) is not None and bool(code_identifiers(question)))
 
 
 def quantities(text: str) -> list[str]:

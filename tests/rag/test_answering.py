@@ -317,6 +317,12 @@ def test_a_quote_for_a_code_name_named_only_in_its_heading_leads_with_the_headin
     hit = replace(hit, passage=replace(hit.passage, text=text, metadata={"section": "zlib.params(level, strategy)"}))
     assert ask("Which zlib stream method for changing the level is not available for Brotli?").text == \
         f"zlib.params(level, strategy): {text}"
+    # another name of a code identifier the question names is a code name asked for too: cluster.md says
+    # "Deprecated alias for cluster.isPrimary." under "cluster.isMaster"
+    text = "Deprecated alias for cluster.isPrimary."
+    hit = replace(hit, passage=replace(hit.passage, text=text, metadata={"section": "cluster.isMaster"}))
+    assert ask("What was cluster.isPrimary called before it was deprecated?").text == f"cluster.isMaster: {text}"
+    assert ask("What was the cluster's first primary called?").text == text  # no code identifier named
 
 
 def test_a_generated_default_must_be_the_value_a_line_states_as_the_default():
