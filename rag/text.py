@@ -26,7 +26,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])(?P<tail>(?:\s*\[\d+(?:\s*[-–,]\s*\d+)*
                            r"|\n\s*\n|\n(?=\s*[-*•]\s|\s*\d+[.)]\s)")
 # "doesn't", "don’t", "won't": the "n't" of a negated verb, with a straight or a curly apostrophe ("wo" and "ca" are
 # left of "won't" and "can't", both too short to be content words)
-CONTRACTION = re.compile(r"n['\u2019]t\b", re.IGNORECASE)
+_CONTRACTION = re.compile(r"n['\u2019]t\b", re.IGNORECASE)
 MARKER = re.compile(r"\s*\[\s*\d+(?:\s*[-–,]\s*\d+)*\s*\]")
 STOP = frozenset(
     "a an the and or but of to in on at by for from with as is are was were be been being it its this that these "
@@ -48,7 +48,7 @@ def normalise(text: str) -> str:
         >>> normalise("It doesn’t reach 1,340 °C")
         'it does not reach 1340 c'
     """
-    text = CONTRACTION.sub(" not", unicodedata.normalize("NFKC", text).lower())
+    text = _CONTRACTION.sub(" not", unicodedata.normalize("NFKC", text).lower())
     text = re.sub(r"(?<=\d)[,\u202f\u00a0](?=\d{3}\b)", "", text)
     return " ".join(re.sub(r"[^\w\s]", " ", text).split())
 
