@@ -20,6 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from knowledge.files import display_path, is_clean_name, read_regular_file
+from knowledge.formats.common import LOADER_VERSION
 from knowledge.kb import KnowledgeBase, embedding_manifest, has_kb
 from knowledge.preprocess import Preprocessor
 from knowledge.sources import LoadResult, discover, load
@@ -124,7 +125,8 @@ class IngestPipeline:
     # ---- steps --------------------------------------------------------------------------------------------------
 
     def _settings_fingerprint(self) -> str:
-        data = {"preprocess": self.settings.preprocess.model_dump(), "embedding": self.settings.embedding.model}
+        data = {"preprocess": self.settings.preprocess.model_dump(), "embedding": self.settings.embedding.model,
+                "loaders": LOADER_VERSION}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def _ingest_files(self, kb: KnowledgeBase, files: list[Path], report: IngestReport) -> None:

@@ -8,6 +8,9 @@ from typing import Any
 from rag.types import Block, Document
 
 TITLE_MAX = 120
+# the text the loaders make of a file: raised when one reads files differently (2: a code block ends its paragraph),
+# so that the next ingest reads unchanged files again (their passages whose text did not change keep their vectors)
+LOADER_VERSION = 2
 
 
 @dataclass(frozen=True)

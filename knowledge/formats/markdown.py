@@ -65,7 +65,9 @@ def sections(text: str) -> Iterator[tuple[int, str, list[str]]]:
         elif tok.type == "inline":
             body.append(_inline(tok))
         elif tok.type in ("fence", "code_block"):
-            body.append(tok.content.rstrip("\n"))
+            # a code block is a paragraph of its own: the prose after it must not start on its last line ("< > ` {
+            # } |\nFor example, the ASCII space character is encoded as %20." read as one sentence)
+            body += [tok.content.rstrip("\n"), ""]
         elif tok.type == "html_block":
             table = "<tr" in tok.content.lower()
             body += ["", _html_text(tok.content), ""] if table else [_html_text(tok.content)]

@@ -35,6 +35,14 @@ def test_markdown_keeps_code_link_text_image_alt_and_table_cells() -> None:
     assert "See the docs and a map." in body and "x = 1  # <b>" in body and "http" not in body and "1" in body
 
 
+def test_prose_after_a_code_block_starts_a_paragraph_of_its_own() -> None:
+    """The line after a fence is not glued to the fence's last line: the two would read as one sentence."""
+    text = "Escaped:\n\n```text\n< > { } |\n```\nFor example, a space is encoded as `%20`.\n\n    x = 1\nThen more.\n"
+    body = markdown_document("m.md", "m", text).blocks[0].text
+    assert body.split("\n\n") == ["Escaped:", "< > { } |", "For example, a space is encoded as %20.", "x = 1",
+                                   "Then more."]
+
+
 def test_a_table_row_is_one_line_of_cells_pipe_or_html() -> None:
     """Each row is one paragraph, its cells joined by " | ": a row stays one sentence that starts with its name."""
     text = ("| Constant | Meaning |\n|---|---|\n| `SIGKILL` | Sent to terminate it **immediately**. |\n\n"

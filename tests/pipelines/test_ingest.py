@@ -62,6 +62,20 @@ def test_reingest_embeds_nothing_and_changes_replace_passages(tmp_path, corpus, 
     _consistent(tmp_path / "kb")
 
 
+def test_a_new_loader_version_reads_unchanged_files_again_and_embeds_only_new_text(tmp_path, corpus, embedder,
+                                                                                    monkeypatch):
+    """Files the loaders now read differently are read again on the next ingest, not skipped as unchanged; their
+    passages whose text is the same keep their vectors."""
+    pipe = IngestPipeline.from_config(_settings(tmp_path / "kb"), embedder=embedder)
+    first = pipe.run([corpus])
+    monkeypatch.setattr("pipelines.ingest.LOADER_VERSION", 1_000)
+    again = pipe.run([corpus])
+    assert again.unchanged == 0 and again.updated == first.added
+    assert again.embedded == 0 and again.passages == first.passages
+    assert pipe.run([corpus]).unchanged == first.added
+    _consistent(tmp_path / "kb")
+
+
 def test_remove_and_prune_leave_the_index(tmp_path, corpus, embedder):
     settings = _settings(tmp_path / "kb")
     pipe = IngestPipeline.from_config(settings, embedder=embedder)
