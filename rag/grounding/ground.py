@@ -166,10 +166,12 @@ class Grounder:
             return last
         around = self._items(evidence)
         hits = [evidence.context[p] for p, _, _ in evidence.spans]
+        haystacks = [_haystack(h) for h in evidence.context]
         scores = self.scorer.scores(
             evidence.question, [evidence.sentence(i) for i in range(len(evidence.spans))],
             [_heading(h) for h in hits],
-            [h.passage.source for h in hits], evidence.vectors @ evidence.question_vector, around)
+            [h.passage.source for h in hits], evidence.vectors @ evidence.question_vector, around,
+            [haystacks[p] for p, _, _ in evidence.spans])
         self._scored = (evidence, scores, around)
         return self._scored
 

@@ -5,7 +5,8 @@ A sentence answers when it is close to the question (embedding cosine), holds th
 with its passage's title and section as context, and a sentence-level BM25 over the retrieved sentences with the
 knowledge base's IDF, so rare words count more), holds the exact code identifiers and quoted terms the question
 names (``max_age``, ``'close'``; a sentence under a section named by one counts: API pages name the function in
-the heading, not in each sentence), and adds something the question did not say. A question about a default wants
+the heading, not in each sentence; a passage that never names the code the asker put in backticks loses), and adds
+something the question did not say. A question about a default wants
 the line that states a default and a value ("The default value of this parameter is 511."). A sentence's list item or the
 sentence before it is its context: "Defaults to 600." answers "What is the default max_age?" when the sentence before
 it names ``max_age``. Changelog lines ("📝 Add missing compresslevel parameter ...") name the terms without answering.
@@ -108,9 +109,19 @@ def code_identifiers(question: str) -> list[str]:
         >>> code_identifiers("What color mode does a new console.Console use without `colorMode`?")
         ['colorMode']
     """
-    marked = [re.sub(r"\(.*\)$", "", m.group(1)).strip() for m in _IDENTIFIER.finditer(question) if m.group(1)]
-    found = [t for t in marked if t] or [m.group(3) or m.group(4) for m in _IDENTIFIER.finditer(question)]
+    found = backticked(question) or [m.group(3) or m.group(4) for m in _IDENTIFIER.finditer(question)]
     return list(dict.fromkeys(t.strip() for t in found if t and t.strip()))
+
+
+def backticked(question: str) -> list[str]:
+    """The code names the asker put in backticks, a call without its arguments: the names the question is about.
+
+    Example:
+        >>> backticked("How long does an https.Server keep a connection open (`server.keepAliveTimeout`)?")
+        ['server.keepAliveTimeout']
+    """
+    marked = [re.sub(r"\(.*\)$", "", m.group(1)).strip() for m in _IDENTIFIER.finditer(question) if m.group(1)]
+    return [t for t in marked if t]
 
 
 def answers_type(question: str, answer: str) -> bool:
@@ -266,7 +277,8 @@ class SentenceScorer:
         self.idf = idf
 
     def scores(self, question: str, sentences: Sequence[str], contexts: Sequence[str], sources: Sequence[str],
-               similarity: np.ndarray, items: Sequence[tuple[int, list[int]]]) -> list[float]:
+               similarity: np.ndarray, items: Sequence[tuple[int, list[int]]],
+               passages: Sequence[str] = ()) -> list[float]:
         """One score per sentence.
 
         Args:
@@ -274,6 +286,7 @@ class SentenceScorer:
             similarity: cosine of each sentence with the question.
             items: each one's list item or paragraph: the index of its first sentence and of the others near it
                 (``items``).
+            passages: each one's passage (title, section and text), when known.
         """
         asked = content_words(question)
         terms = identifiers(question)
@@ -286,6 +299,7 @@ class SentenceScorer:
         default = wants_default(question)
         affirmed = _NEGATION.search(question) is None
         prose = _ASKS_OUTPUT.search(question) is None
+        pinned = backticked(question)
         out = []
         for i, text in enumerate(sentences):
             first, near = items[i]
@@ -304,6 +318,11 @@ class SentenceScorer:
                 out[-1] -= 0.1  # a code example beside the prose that answers: "const defaults = {cwd: ...};"
             if affirmed and _denies(text, asked):
                 out[-1] -= 0.1  # "will not terminate immediately" for "which signal terminates it immediately?"
+            if pinned and passages and not any(names_term(passages[i], t) for t in pinned):
+                # a passage that never names the `code` the asker pinned is about something else: "The Connection:
+                # keep-alive header is always sent ..." of http.Agent for "How long does an https.Server keep an idle
+                # keep-alive connection open by default (`server.keepAliveTimeout`)?"
+                out[-1] -= 0.1
             if asked_dates and _other_day(text, asked_dates):
                 out[-1] -= 0.3  # a look-alike's line: "born on 04/06/1966" is not "born on 23 August 1966"
         return out

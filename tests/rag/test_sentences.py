@@ -284,3 +284,27 @@ def test_a_code_example_loses_to_the_prose_that_answers_unless_the_output_is_ask
     sentences[0] = "The spawn\nfunction is called in the cwd directory, and\nimport the module first."  # wrapped prose
     assert gap("Which error code does the child process emit when its cwd directory is gone?") == pytest.approx(
         gap("Which error code does the child process emit when its cwd directory is returned?"))
+
+
+def test_a_passage_that_never_names_the_backticked_code_name_loses():
+    """Docs held-out k20: "How long does an https.Server keep an idle keep-alive connection open by default
+    (`server.keepAliveTimeout`)?" quoted http.Agent's "The Connection: keep-alive header is always sent ...", from a
+    passage that never names server.keepAliveTimeout, above "{number} Default: 5000 (5 seconds)" under its heading.
+    Names the asker did not put in backticks pin nothing: "Node.js" is no code name to hold every passage to."""
+    sentences = ["The keep-alive header is always sent when an agent is used.",
+                 "The keep-alive header is always sent when an agent is used."]
+    passages = ["HTTP. Class: http.Agent. The keep-alive header is always sent when an agent is used.",
+                "HTTPS. server.keepAliveTimeout. The keep-alive header is always sent when an agent is used."]
+
+    def scores(question, held=passages):
+        return SentenceScorer().scores(question, sentences, ["", ""], ["", ""], np.array([0.6, 0.6]),
+                                       [(0, []), (1, [])], held)
+
+    other, named = scores("How long is a keep-alive connection kept open (`server.keepAliveTimeout`)?")
+    assert named - other == pytest.approx(0.1)
+    other, named = scores("How long is a keep-alive connection kept open (`server.keepAliveTimeout()`)?")
+    assert named - other == pytest.approx(0.1)  # a call in backticks names the function
+    other, named = scores("How long is a keep-alive connection kept open (server.keepAliveTimeout)?")
+    assert named == pytest.approx(other)
+    other, named = scores("How long is a keep-alive connection kept open (`server.keepAliveTimeout`)?", ())
+    assert named == pytest.approx(other)  # without the passages, nothing to hold them to
