@@ -95,6 +95,9 @@ class AnswerConfig(Section):
         "auto", description="auto: generate, check support, fall back to the extractive answer when unsupported")
     max_sentences: int = Field(2, ge=0, description="generated answers stop after this many sentences; 0 = no cap")
     extract_sentences: int = Field(1, gt=0, description="sentences quoted by an extractive answer")
+    tie_margin: float = Field(0.03, ge=0, le=1, description="a quote is called supported only when its sentence "
+                              "outscores every sentence of other wording by this much; a closer one is quoted too "
+                              "(the scorer cannot tell which answers). 0 = off")
     min_support: float = Field(0.6, ge=0, le=1, description="sentence support (word coverage + similarity) needed")
     abstain: bool = Field(True, description="say abstain_text when retrieval and support are both low")
     min_retrieval: float = Field(0.35, ge=-1, le=1, description="best dense cosine below which retrieval is weak")

@@ -151,6 +151,12 @@ class Attempt:
         # a quote stating a new value of the kind asked ("Default: 1000" for "the default maxKeys?"), from a passage
         # that covers the question, answers it without the model (``quote_first``): a generated answer stands only
         # with a value the best sentences state (``off_best``), and the 135M model's was right no more often
+        # a rival within ``tie_margin``: both are quoted, and the quote is not called supported
+        rival = self.grounder.rival(evidence, best, self.config.tie_margin)
+        if rival is not None:
+            self.grounding["tie"] = round(best[0].score - rival.score, 4)
+            if rival not in best:
+                best = [*best, rival]
         quote = self._quote(best, evidence)
         kind = self.grounder.quote_answers_kind(best[0], evidence, quote) if best else None
         shown = bool(best) and answers_type(self.question, quote) and kind is not False
@@ -158,7 +164,7 @@ class Attempt:
         other = sibling(self.question, f"{quote} {_section(best[0], evidence)}") if best else None
         if other:
             self.grounding["sibling"] = other
-        stands = self.grounder.covered(evidence) and not other  # the quote may be called supported
+        stands = self.grounder.covered(evidence) and not other and rival is None  # the quote may be called supported
         checked = self.style == "auto" and not paraphrase
         if checked and shown and self._quotes_first(kind, stands, quote):
             self.grounding["quote_first"] = True
@@ -207,11 +213,14 @@ class Attempt:
                 and (wanted in (None, "category") or holds_new(self.question, quote)))
 
     def _quote(self, best: list, evidence: Evidence) -> str:
-        """The best sentences as written; the first after its section's heading when that alone names the code name
-        asked for ("response.writeContinue(): Sends an HTTP/1.1 100 Continue message to the client ...")."""
+        """The best sentences as written, in passage order when one passage holds them all; the best after its
+        section's heading when that alone names the code name asked for ("response.writeContinue(): Sends an
+        HTTP/1.1 100 Continue message to the client ...")."""
         quotes = [e.text for e in best]
         if best and (heading := naming_heading(self.question, best[0], evidence)):
             quotes[0] = f"{heading}: {quotes[0]}"
+        if len({e.passage for e in best}) == 1:
+            quotes = [q for _, q in sorted(zip((e.start for e in best), quotes))]
         return " ".join(quotes)
 
     def _extractive(self, best: list, evidence: Evidence, quote: str, supported: bool = True) -> Outcome:

@@ -27,8 +27,8 @@ from rag.config import AnswerConfig
 from rag.grounding.excerpts import items
 from rag.grounding.sentences import (MIN_WORDS, SentenceScorer, answers_kind, code_identifiers, identifiers, literals,
                                      names_term, states_default_line, wants_code, wants_default, wants_number)
-from rag.text import (STEM, content_words, contains, dates, held_date, names, numbers, sentence_spans, split_sentences,
-                      strip_markers, without_dates)
+from rag.text import (STEM, content_words, contains, dates, held_date, names, normalise, numbers, sentence_spans,
+                      split_sentences, strip_markers, without_dates)
 from rag.types import Embedder, Hit
 
 # "Defaults to 600." goes on the sentence before it; so does an API doc's unpunctuated "**Default:** `4`" line
@@ -155,6 +155,24 @@ class Grounder:
         order = sorted(range(len(scores)), key=lambda i: -scores[i])[: self.config.extract_sentences]
         return [Extract(evidence.sentence(i), evidence.spans[i][0], evidence.spans[i][1], evidence.spans[i][2],
                         scores[i]) for i in order]
+
+    def rival(self, evidence: Evidence, best: Sequence[Extract], margin: float) -> Extract | None:
+        """The best-scored sentence worded otherwise than ``best[0]`` when it scores within ``margin`` of it: the
+        scorer cannot tell which of the two answers ("The returned object includes the username, uid, gid, shell,
+        and homedir." 0.892, "On Windows, the uid and gid fields are -1, and shell is null." 0.891). None without
+        one, or with ``margin`` 0. A sentence repeated word for word in another passage is no rival."""
+        if not best or not margin:
+            return None
+        scores = self.scores(evidence)
+        own = normalise(best[0].text)
+        for i in sorted(range(len(scores)), key=lambda i: -scores[i]):
+            if normalise(evidence.sentence(i)) == own:
+                continue
+            if scores[i] < best[0].score - margin:
+                return None
+            p, start, end = evidence.spans[i]
+            return Extract(evidence.sentence(i), p, start, end, scores[i])
+        return None
 
     def scores(self, evidence: Evidence) -> list[float]:
         """How well each passage sentence answers the question (``rag.grounding.sentences``), one per span."""

@@ -393,3 +393,21 @@ def test_a_quote_about_a_sibling_of_the_asked_code_name_is_not_called_supported(
     assert outcome.supported is False and "quote_first" not in outcome.grounding
     outcome, gen = ask(sibling, "child_process.exec(command[, options][, callback])")  # the asked one's own section
     assert "sibling" not in outcome.grounding and outcome.supported is True and gen.calls == 0  # quoted first
+
+
+def test_a_rival_sentence_within_tie_margin_is_quoted_too_and_the_quote_is_not_supported():
+    """Docs held-out n03: "On Windows, what is the shell field of the object that os.userInfo() returns?" scored
+    "The returned object includes the username, uid, gid, shell, and homedir." 0.892 and "On Windows, the uid and
+    gid fields are -1, and shell is null." 0.891: the scorer cannot tell which answers, so both are shown (in passage
+    order) and neither is called supported. The same sentence in another passage is no rival."""
+    question = "What temperature does the Velmora kiln reach?"
+    quote = "The Velmora kiln reaches 1,340 °C, hot enough to fire porcelain."
+    _, alone, gen = _attempt("x", question, quote_first="all")  # the default margin: "built in 1987" is far behind
+    assert alone.text == quote and alone.supported is True and "tie" not in alone.grounding and gen.calls == 0
+    _, tied, _ = _attempt("x", question, quote_first="all", tie_margin=1.0)
+    assert tied.text == KILN and tied.supported is False and tied.grounding["tie"] > 0
+    assert [KILN[slice(*c.span)] for c in tied.citations] == [quote, "The kiln was built in 1987."]
+    same = "The Velmora kiln reaches 1,340 °C."
+    twice = tuple(Hit(Passage(f"k{i}", same, f"/d/k{i}.md", f"/d/k{i}.md"), 1.0, i + 1, {"dense": 0.8}) for i in range(2))
+    _, repeated, _ = _attempt("x", question, twice, quote_first="all", tie_margin=1.0)
+    assert repeated.text == same and repeated.supported is True and "tie" not in repeated.grounding
