@@ -55,6 +55,10 @@ _LATER_ASKING = re.compile(r"\b(what|which|who|whom|whose|how|where|why)\b", re.
 # questions that want a code name: the sentence that answers names one the question does not
 _WANTS_CODE = re.compile(r"\b(which|what)\s+(\w+\s+){0,2}(method|function|event|option|property|class|symbol|module|"
                          r"constant|flag|header|signal|error code|socket option)s?\b", re.IGNORECASE)
+# questions that want an error: "What error is thrown if ...", "Which exception ...", "Which error code ..."; the
+# sentence that answers names one the question does not (RangeError, ERR_INVALID_ARG_TYPE, EBADF)
+_WANTS_ERROR = re.compile(r"\b(which|what)\s+(\w+\s+){0,2}(errors?|exceptions?)\b", re.IGNORECASE)
+_ERROR_NAME = re.compile(r"\b(?:[A-Z]\w*(?:Error|Exception)|ERR_[A-Z0-9_]+|E[A-Z]{3,})\b")
 # another name of what the question names: "what was X called", "under which older name", "what is its alias"
 _WANTS_OTHER_NAME = re.compile(r"\b(which|what)\s+(\w+\s+){0,2}(names?|alias(es)?)\b|\b(was|were|is|are)\s+\S+\s+"
                                r"(called|named|renamed)\b", re.IGNORECASE)
@@ -296,6 +300,7 @@ class SentenceScorer:
         number = wants_number(question)
         code = wants_code(question)
         place = wants_place(question)
+        error = _WANTS_ERROR.search(question) is not None
         asked_dates = dates(question)
         default = wants_default(question)
         affirmed = _NEGATION.search(question) is None
@@ -311,6 +316,8 @@ class SentenceScorer:
                                    asked, terms, bm25[i], close, number))
             if code:
                 out[-1] += 0.15 if set(identifiers(text)) - set(terms) else 0.0
+            if error and any(not names_term(question, e) for e in _ERROR_NAME.findall(text)):
+                out[-1] += 0.15  # "If this value is not a positive number, a RangeError is thrown."
             if place:  # "born where?": the line that names a town, not the one about the parents
                 out[-1] += 0.1 if new_name(question, text) else -0.1
             if default and _states_default(question, text, subject):

@@ -326,3 +326,29 @@ def test_a_default_question_wants_the_stated_default_value_not_another_value():
 
     named, stated, other = (shift(s) for s in sentences)
     assert stated == pytest.approx(0.2) and named == pytest.approx(0.3) and other == pytest.approx(-0.1)
+
+
+
+def test_a_question_for_an_error_wants_the_line_that_names_one():
+    """Docs held-out n04: "What error is thrown if events.defaultMaxListeners is set to something that is not a
+    positive number?" quoted "To change the default for all EventEmitter instances, the events.defaultMaxListeners
+    property can be used." (EventEmitter is a new code name, no error) above "If this value is not a positive number,
+    a RangeError is thrown." An error the question names itself is no answer."""
+    sentences = ["If this value is not a positive number, a RangeError is thrown.",
+                 "If this value is not a positive number, an error is thrown.",
+                 "If this value is not a positive number, a RangeError is thrown by EventEmitter."]
+
+    def scores(question):
+        return SentenceScorer().scores(question, sentences, ["", "", ""], ["", "", ""], np.array([0.6, 0.6, 0.6]),
+                                       [(0, []), (1, []), (2, [])])
+
+    named, bare, _ = scores("What error is thrown if the value is not a positive number?")
+    same_named, same_bare, _ = scores("Is an error thrown if the value is not a positive number?")  # same words
+    assert (named - bare) - (same_named - same_bare) == pytest.approx(0.15)
+    for question in ("Which exception is raised if the value is not a positive number?",
+                     "Which error code comes back if the value is not a positive number (ERR_OUT_OF_RANGE)?"):
+        named, bare, _ = scores(question)
+        assert named - bare > same_named - same_bare
+    named, bare, _ = scores("What error besides a RangeError is thrown if the value is not a positive number?")
+    same_named, same_bare, _ = scores("Is an error besides a RangeError thrown if the value is not a positive number?")
+    assert named - bare == pytest.approx(same_named - same_bare)  # the question names it: nothing new
