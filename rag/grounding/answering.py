@@ -148,15 +148,15 @@ class Attempt:
                 paraphrase = pinned = self.grounding["pinned"] = True
             else:
                 return self._abstain()
-        # a quote stating a new value of the kind asked ("Default: 1000" for "the default maxKeys?"), from a passage
-        # that covers the question, answers it without the model (``quote_first``): a generated answer stands only
-        # with a value the best sentences state (``off_best``), and the 135M model's was right no more often
         # a rival within ``tie_margin``: both are quoted, and the quote is not called supported
         rival = self.grounder.rival(evidence, best, self.config.tie_margin)
         if rival is not None:
             self.grounding["tie"] = round(best[0].score - rival.score, 4)
             if rival not in best:
                 best = [*best, rival]
+        # a quote stating a new value of the kind asked ("Default: 1000" for "the default maxKeys?"), from a passage
+        # that covers the question, answers it without the model (``quote_first``): a generated answer stands only
+        # with a value the best sentences state (``off_best``), and the 135M model's was right no more often
         quote = self._quote(best, evidence)
         kind = self.grounder.quote_answers_kind(best[0], evidence, quote) if best else None
         shown = bool(best) and answers_type(self.question, quote) and kind is not False
