@@ -47,7 +47,7 @@ _CHANGELOG_LINE = re.compile(r"^\W*(?:add|fix|update|bump|remove|refactor|upgrad
                              r"drop|rename)(?:s|ed)?\b.*(?:#\d+|\bPR\b|@\w+)|\(#\d+\)|\bPR #\d+", re.IGNORECASE)
 _WANTS_NUMBER = re.compile(r"\b(how (many|much|long|tall|high|old|far|deep|big|often|large)|what (year|temperature|"
                            r"date|time|percentage|age|size|height|length|capacity|port|limit|timeout)|when|"
-                           r"which year|default (value|size|limit|timeout|number)|"
+                           r"which year|default (value|size|limit|timeout|number)|(above|below|beyond|over|under|up to) (what|which)|"
                            r"(maximum|minimum|highest|lowest|largest|smallest)\s+(\w+\s+)?(size|number|length|value|port|"
                            r"limit|timeout|delay|count)|in (bytes|[kmgt]i?b|seconds|milliseconds|ms|minutes|hours|days|percent))\b",
                            re.IGNORECASE)
@@ -157,7 +157,7 @@ def answers_kind(question: str, text: str, subject: str = "") -> bool | None:
     if wants_default(question):
         return _states_default(question, text, subject)
     if wants_number(question):
-        return any(not contains(question, n) for n in quantities(text)) or _UNBOUNDED.search(text) is not None
+        return new_number(question, text)
     if wants_code(question):
         return bool(set(identifiers(text)) - set(identifiers(question)))
     return None
@@ -198,6 +198,11 @@ def quantities(text: str) -> list[str]:
         ['65,507', '16']
     """
     return [n.rstrip(".,") for n in _QUANTITY.findall(text)]
+
+
+def new_number(question: str, text: str) -> bool:
+    """True when ``text`` states a number ``question`` does not, or a limit with none ("unlimited")."""
+    return any(not contains(question, n) for n in quantities(text)) or _UNBOUNDED.search(text) is not None
 
 
 def states_number(text: str) -> bool:
@@ -313,7 +318,7 @@ class SentenceScorer:
             # a sentence is as close to the question as the sentence that says what it is about, nearly
             close = max(float(similarity[i]), 0.9 * float(similarity[first]))
             out.append(self._score(text, contexts[i], sources[i], subject, " ".join(sentences[j] for j in near),
-                                   asked, terms, bm25[i], close, number))
+                                   asked, terms, bm25[i], close, question if number else None))
             if code:
                 out[-1] += 0.15 if set(identifiers(text)) - set(terms) else 0.0
             if error and any(not names_term(question, e) for e in _ERROR_NAME.findall(text)):
@@ -340,7 +345,8 @@ class SentenceScorer:
         return out
 
     def _score(self, text: str, context: str, source: str, subject: str, item: str, asked: list[str],
-               terms: list[str], bm25: float, similarity: float, number: bool) -> float:
+               terms: list[str], bm25: float, similarity: float, number: str | None) -> float:
+        """``number``: the question, when it asks for a number."""
         words = content_words(text)
         if len(words) < MIN_WORDS:
             return 0.0
@@ -359,8 +365,8 @@ class SentenceScorer:
                         0.75 if names_term(context, t) else
                         0.5 if names_term(f"{text} {subject} {item}", t) else 0.0 for t in terms)
             score += 0.2 * named / len(terms)
-        if number:
-            score += 0.1 if states_number(text) else -0.1
+        if number is not None:  # a number the question states is not its answer ("Default: 1." for "... reset to 1?")
+            score += 0.1 if new_number(number, text) else -0.1
         if not set(words) - set(asked):
             score -= 0.2  # a sentence that only restates the question answers nothing
         if changelog(text, source):

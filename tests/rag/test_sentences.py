@@ -352,3 +352,21 @@ def test_a_question_for_an_error_wants_the_line_that_names_one():
     named, bare, _ = scores("What error besides a RangeError is thrown if the value is not a positive number?")
     same_named, same_bare, _ = scores("Is an error besides a RangeError thrown if the value is not a positive number?")
     assert named - bare == pytest.approx(same_named - same_bare)  # the question names it: nothing new
+
+
+def test_a_number_the_question_states_is_not_the_number_it_asks_for():
+    """Docs tuned q10: "Above what delay value is a setTimeout() delay reset to 1 millisecond?" quoted "delay
+    {number} ... Default: 1." above "When delay is larger than 2147483647 or less than 1, the delay will be set to
+    1.": the 1 is the question's own. "Above what" asks for a number."""
+    assert wants_number("Above what delay value is a setTimeout() delay reset to 1 millisecond?")
+    assert not wants_number("Is the delay above the value reset to 1 millisecond?")
+
+    def shift(sentence):  # what asking for a number adds to a sentence's score
+        def score(question):
+            return SentenceScorer().scores(question, [sentence], [""], [""], np.array([0.6]), [(0, [])])[0]
+        return score("Above what delay value is the delay reset to 1 millisecond?") - score(
+            "Is the delay above the value reset to 1 millisecond?")
+
+    assert shift("Default: 1 millisecond of delay.") == pytest.approx(-0.1)
+    assert shift("A delay above 2147483647 is reset to 1 millisecond.") == pytest.approx(0.1)
+    assert shift("A delay above any limit is reset to 1 millisecond.") == pytest.approx(-0.1)
