@@ -47,7 +47,8 @@ _CHANGELOG_LINE = re.compile(r"^\W*(?:add|fix|update|bump|remove|refactor|upgrad
                              r"drop|rename)(?:s|ed)?\b.*(?:#\d+|\bPR\b|@\w+)|\(#\d+\)|\bPR #\d+", re.IGNORECASE)
 _WANTS_NUMBER = re.compile(r"\b(how (many|much|long|tall|high|old|far|deep|big|often|large)|what (year|temperature|"
                            r"date|time|percentage|age|size|height|length|capacity|port|limit|timeout)|when|"
-                           r"which year|default (value|size|limit|timeout|number)|(above|below|beyond|over|under|up to) (what|which)|"
+                           r"which year|default (value|size|limit|timeout|number)|(status|exit) codes?|"
+                           r"(above|below|beyond|over|under|up to) (what|which)|"
                            r"(maximum|minimum|highest|lowest|largest|smallest)\s+(\w+\s+)?(size|number|length|value|port|"
                            r"limit|timeout|delay|count)|in (bytes|[kmgt]i?b|seconds|milliseconds|ms|minutes|hours|days|percent))\b",
                            re.IGNORECASE)
@@ -166,14 +167,15 @@ def answers_kind(question: str, text: str, subject: str = "") -> bool | None:
 def wants_number(question: str) -> bool:
     """True for questions whose answer is nearly always a number (how many, when, what year, default size...).
 
-    "When" that opens a clause before another question word asks nothing of time ("When stringDecoder.end() is
-    called, what are the bytes replaced with?").
+    "When" that opens a clause before another question word, or after it, asks nothing of time ("When
+    stringDecoder.end() is called, what are the bytes replaced with?", "Which event fires when the server answers?").
 
     Example:
         >>> wants_number("When was the kiln built?"), wants_number("When end() is called, what is returned?")
         (True, False)
     """
-    return any(m.group(0).lower() != "when" or not _LATER_ASKING.search(question, m.end())
+    return any(m.group(0).lower() != "when" or not (_LATER_ASKING.search(question, m.end())
+                                                    or _LATER_ASKING.search(question, 0, m.start()))
                for m in _WANTS_NUMBER.finditer(question))
 
 
