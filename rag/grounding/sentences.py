@@ -311,6 +311,8 @@ class SentenceScorer:
         asked_dates = dates(question)
         default = wants_default(question)
         affirmed = _NEGATION.search(question) is None
+        # what a negated question asks about the absence of ("when stdout is not a TTY"), defaults aside
+        negated = [] if default else _negated(question)
         prose = _ASKS_OUTPUT.search(question) is None
         pinned = backticked(question)
         out = []
@@ -337,6 +339,10 @@ class SentenceScorer:
                 out[-1] -= 0.1  # a code example beside the prose that answers: "const defaults = {cwd: ...};"
             if affirmed and _denies(text, asked):
                 out[-1] -= 0.1  # "will not terminate immediately" for "which signal terminates it immediately?"
+            if negated and {w[:STEM] for w in content_words(text)} & {w[:STEM] for w in negated}:
+                # "When stdout is not a TTY, this method does nothing." for "What does console.clear() do when stdout
+                # is not a TTY?", not "When stdout is a TTY, calling console.clear() will attempt to clear the TTY."
+                out[-1] += 0.1 if _denies(text, negated) else -0.1
             if pinned and passages and not any(names_term(passages[i], t) for t in pinned):
                 # a passage that never names the `code` the asker pinned is about something else: "The Connection:
                 # keep-alive header is always sent ..." of http.Agent for "How long does an https.Server keep an idle
@@ -396,6 +402,11 @@ class SentenceScorer:
             out.append(sum(weights[w] * tf[w] * (BM25_K1 + 1) / (tf[w] + norm) for w in asked if tf[w]))
         top = max(out)
         return [x / top if top > 0 else 0.0 for x in out]
+
+
+def _negated(question: str) -> list[str]:
+    """The content words a question negates, up to three words after each "not" ("not a TTY": ``['tty']``)."""
+    return [w for m in _NEGATION.finditer(question) for w in content_words(" ".join(m.group(1).split()[:3]))]
 
 
 def _denies(text: str, asked: list[str]) -> bool:

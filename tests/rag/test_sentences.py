@@ -373,3 +373,23 @@ def test_a_number_the_question_states_is_not_the_number_it_asks_for():
     assert shift("Default: 1 millisecond of delay.") == pytest.approx(-0.1)
     assert shift("A delay above 2147483647 is reset to 1 millisecond.") == pytest.approx(0.1)
     assert shift("A delay above any limit is reset to 1 millisecond.") == pytest.approx(-0.1)
+
+
+def test_a_negated_question_wants_the_sentence_that_negates_the_same_thing():
+    """Docs held-out p01: "What does console.clear() do when stdout is not a TTY?" quoted "When stdout is a TTY,
+    calling console.clear() will attempt to clear the TTY." above "When stdout is not a TTY, this method does
+    nothing.": the first is about the other case. The mirror of a negated sentence losing to an affirmed question."""
+    sentences = ["When stdout is not a TTY, console.clear() does nothing.",
+                 "When stdout is a TTY, console.clear() clears the screen.",
+                 "console.clear() can vary across terminals."]
+
+    def scores(question):
+        return SentenceScorer().scores(question, sentences, [""] * 3, [""] * 3, np.array([0.6, 0.6, 0.6]),
+                                       [(0, []), (1, []), (2, [])])
+
+    agrees, opposite, neither = scores("What does console.clear() do when stdout is not a TTY?")
+    # the same words affirmed: the negated sentence loses 0.1 there (``_denies``), and gains 0.1 here
+    was_agrees, was_opposite, was_neither = scores("What does console.clear() do when stdout is a TTY?")
+    assert agrees - was_agrees == pytest.approx(0.2) and opposite - was_opposite == pytest.approx(-0.1)
+    assert neither == pytest.approx(was_neither)  # it names no TTY: no case either way
+    assert agrees > opposite > was_agrees
