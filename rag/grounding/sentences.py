@@ -313,6 +313,7 @@ class SentenceScorer:
         affirmed = _NEGATION.search(question) is None
         # what a negated question asks about the absence of ("when stdout is not a TTY"), defaults aside
         negated = [] if default else _negated(question)
+        negated_stems = {w[:STEM] for w in negated}
         prose = _ASKS_OUTPUT.search(question) is None
         pinned = backticked(question)
         out = []
@@ -339,7 +340,7 @@ class SentenceScorer:
                 out[-1] -= 0.1  # a code example beside the prose that answers: "const defaults = {cwd: ...};"
             if affirmed and _denies(text, asked):
                 out[-1] -= 0.1  # "will not terminate immediately" for "which signal terminates it immediately?"
-            if negated and {w[:STEM] for w in content_words(text)} & {w[:STEM] for w in negated}:
+            if negated and {w[:STEM] for w in content_words(text)} & negated_stems:
                 # "When stdout is not a TTY, this method does nothing." for "What does console.clear() do when stdout
                 # is not a TTY?", not "When stdout is a TTY, calling console.clear() will attempt to clear the TTY."
                 out[-1] += 0.1 if _denies(text, negated) else -0.1
@@ -404,9 +405,9 @@ class SentenceScorer:
         return [x / top if top > 0 else 0.0 for x in out]
 
 
-def _negated(question: str) -> list[str]:
-    """The content words a question negates, up to three words after each "not" ("not a TTY": ``['tty']``)."""
-    return [w for m in _NEGATION.finditer(question) for w in content_words(" ".join(m.group(1).split()[:3]))]
+def _negated(text: str) -> list[str]:
+    """The content words ``text`` negates, up to three words after each "not" ("not a TTY": ``['tty']``)."""
+    return [w for m in _NEGATION.finditer(text) for w in content_words(" ".join(m.group(1).split()[:3]))]
 
 
 def _denies(text: str, asked: list[str]) -> bool:
@@ -414,8 +415,7 @@ def _denies(text: str, asked: list[str]) -> bool:
     not terminate immediately" for "Which signal terminates a process immediately?"): it says what does not happen.
     For questions that are not negated themselves."""
     stems = {w[:STEM] for w in asked}
-    return any(w[:STEM] in stems for m in _NEGATION.finditer(text) for w in content_words(" ".join(
-        m.group(1).split()[:3])))
+    return any(w[:STEM] in stems for w in _negated(text))
 
 
 def literals(text: str) -> list[str]:
