@@ -36,7 +36,8 @@ from pipelines.evaluate.metrics import contains_answer  # noqa: E402
 from pipelines.ingest import IngestPipeline  # noqa: E402
 from pipelines.qa import QAPipeline  # noqa: E402
 from rag.grounding.ground import Evidence, Grounder  # noqa: E402
-from rag.grounding.sentences import MIN_WORDS, wants_number  # noqa: E402
+from rag.grounding.asks import wants_number  # noqa: E402
+from rag.grounding.sentences import MIN_WORDS  # noqa: E402
 from rag.text import content_words, numbers  # noqa: E402
 
 DOCS = ROOT / "bench" / "data" / "nodejs-docs"

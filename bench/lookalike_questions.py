@@ -4,7 +4,7 @@ against gold: right, wrong, abstained, supported, supported and right.
 40 authors (seed 0, 200 SciFact distractors when ``../shared/data`` is there). ``--attributes birthplace`` (the
 default) asks "Where was X born?" and two human-style paraphrases ("Do you know what city X comes from?", "X - born
 where, exactly?"): a biography's parents line shares the author's name with the question; only the line that names
-a town answers it (``rag.grounding.sentences.wants_place``). ``--attributes all --unseen-only`` asks every fact's
+a town answers it (``rag.grounding.asks.wants_place``). ``--attributes all --unseen-only`` asks every fact's
 never-asked paraphrases ("How did X's dad earn a living?", "The Golden Key Award went to which writer from Rekullo?"),
 whose words the biographies do not use (``Grounder.named_only``).
 

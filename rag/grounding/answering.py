@@ -24,7 +24,8 @@ from rag.config import AnswerConfig
 from rag.grounding.ground import Evidence, Extract, Grounder
 from rag.grounding.stopping import cut_answer
 from rag.grounding.kinds import answer_kind, holds_new
-from rag.grounding.sentences import answers_type, identifiers, sibling, wants_code
+from rag.grounding.asks import identifiers, wants_code
+from rag.grounding.sentences import answers_type, sibling
 from rag.models import BUNDLED_LLMS
 from rag.text import STEM, content_words, sentence_spans, split_sentences, strip_markers
 from rag.types import Citation, Generator, Hit

@@ -1,13 +1,35 @@
 """The passage structure the sentence scorer reads, and the prompt's context under a token budget.
 
-``items`` says which sentences belong together (a list item or paragraph: "Default: 1000." is about the option its
-item starts with); ``excerpts`` keeps the best-scoring sentences of each passage, with their neighbours, under
+``units`` cuts a passage into the sentences that are scored and quoted (a short "Defaults to 600." joined to the
+one before it); ``items`` says which sentences belong together (a list item or paragraph: "Default: 1000." is about
+the option its item starts with); ``excerpts`` keeps the best-scoring sentences of each passage, with their neighbours, under
 ``prompt.context_tokens`` (the scores are ``rag.grounding.sentences.SentenceScorer``'s).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
+
+from rag.grounding.sentences import MIN_WORDS
+from rag.text import content_words, sentence_spans
+
+# "Defaults to 600." goes on the sentence before it; so does an API doc's unpunctuated "**Default:** `4`" line
+_CONTINUES = re.compile(r"^[^#].*[.!?][\"')\]]*$|^\W*defaults?\b", re.S | re.IGNORECASE)
+
+
+def units(text: str) -> list[tuple[int, int]]:
+    """Sentence spans of ``text``, a short sentence that continues the one before it ("Defaults to 600.") joined
+    to it: on its own it names no subject, and quoted alone it answers nothing."""
+    out: list[tuple[int, int]] = []
+    for start, end in sentence_spans(text):
+        piece = text[start:end]
+        if out and len(content_words(piece)) < MIN_WORDS and _CONTINUES.match(piece):
+            out[-1] = (out[-1][0], end)
+        else:
+            out.append((start, end))
+    return out
+
 
 
 def items(text: str, spans: Sequence[tuple[int, int]], reach: int = 2) -> list[tuple[int, list[int]]]:

@@ -17,25 +17,19 @@ Example:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from rag.config import AnswerConfig
-from rag.grounding.excerpts import items
-from rag.grounding.sentences import (MIN_WORDS, SentenceScorer, answers_kind, code_identifiers, identifiers, literals,
-                                     names_term, states_default_line, wants_code, wants_default, wants_number)
-from rag.text import (STEM, content_words, contains, dates, held_date, names, normalise, numbers, sentence_spans,
-                      split_sentences, strip_markers, without_dates)
+from rag.grounding.asks import code_identifiers, identifiers, topic_words, wants_code, wants_default, wants_number
+from rag.grounding.excerpts import items, units
+from rag.grounding.sentences import SentenceScorer, answers_kind, literals, names_term, states_default_line
+from rag.text import (STEM, content_words, contains, dates, held_date, names, normalise, numbers, split_sentences,
+                      strip_markers, without_dates)
 from rag.types import Embedder, Hit
 
-# "Defaults to 600." goes on the sentence before it; so does an API doc's unpunctuated "**Default:** `4`" line
-_CONTINUES = re.compile(r"^[^#].*[.!?][\"')\]]*$|^\W*defaults?\b", re.S | re.IGNORECASE)
-# "how wide/long/..." words name the answer's type, not its topic: the answer sentence says "61 centimetres across"
-_ASKING = frozenset("wide long tall high old far deep big often many much large width length height temperature year "
-                    "date time".split())
 # how people ask, not what about: "Do you know ...", "Any idea ...", "I'm looking for ...", "the full name of ..."
 _PHRASING = frozenset("know idea tell looking something exactly name full one any mention wondering".split())
 
@@ -101,7 +95,7 @@ class Grounder:
 
     def evidence(self, question: str, context: Sequence[Hit]) -> Evidence:
         """Split every context passage into sentences and embed them together with the question."""
-        spans = [(i, s, e) for i, hit in enumerate(context) for s, e in _units(hit.passage.text)]
+        spans = [(i, s, e) for i, hit in enumerate(context) for s, e in units(hit.passage.text)]
         texts = [context[i].passage.text[s:e] for i, s, e in spans]
         vectors = self.embedder.embed([question, *texts]) if texts else self.embedder.embed([question])
         return Evidence(question, tuple(context), tuple(spans), vectors[1:], vectors[0])
@@ -125,7 +119,7 @@ class Grounder:
         # a topic word of the question that the passage lacks is a claim the passage does not make ("does not have
         # a café"), even though the question supplied the word
         held = {w[:STEM] for w in passage_words}
-        asked = {w[:STEM] for w in _topic_words(evidence.question)}
+        asked = {w[:STEM] for w in topic_words(evidence.question)}
         missing += tuple(w for w in words if w[:STEM] in asked and w[:STEM] not in held)
         known = passage_words | set(content_words(evidence.question))
         coverage = sum(w in known for w in words) / len(words) if words else 0.0
@@ -221,7 +215,7 @@ class Grounder:
         """
         question, asked_dates = without_dates(evidence.question)
         weights: dict[str, float] = {}
-        for w in _topic_words(question):
+        for w in topic_words(question):
             weight = self._weight(w)
             if weight and w not in _PHRASING:
                 weights[w[:STEM]] = max(weights.get(w[:STEM], 0.0), weight)
@@ -260,7 +254,7 @@ class Grounder:
         if not spans or not evidence.spans:
             return None
         terms = identifiers(evidence.question)
-        topic = {w[:STEM] for w in _topic_words(evidence.question)}
+        topic = {w[:STEM] for w in topic_words(evidence.question)}
         places = []
         for i, (first, near) in enumerate(self._scored_items(evidence)[2]):
             hit = evidence.context[evidence.spans[i][0]]
@@ -366,7 +360,7 @@ class Grounder:
         if not terms:
             return False
         terms += numbers(question)
-        topic = [w for w in _topic_words(question) if w not in _PHRASING and self._weight(w)]
+        topic = [w for w in topic_words(question) if w not in _PHRASING and self._weight(w)]
         for hit in evidence.context:
             text = _haystack(hit)
             held = dates(text) if asked else []
@@ -388,19 +382,6 @@ class Grounder:
         return "coverage" if retrieval < self.config.close_retrieval and not self.covered(evidence) else None
 
 
-def _units(text: str) -> list[tuple[int, int]]:
-    """Sentence spans of ``text``, a short sentence that continues the one before it ("Defaults to 600.") joined
-    to it: on its own it names no subject, and quoted alone it answers nothing."""
-    units: list[tuple[int, int]] = []
-    for start, end in sentence_spans(text):
-        piece = text[start:end]
-        if units and len(content_words(piece)) < MIN_WORDS and _CONTINUES.match(piece):
-            units[-1] = (units[-1][0], end)
-        else:
-            units.append((start, end))
-    return units
-
-
 def _heading(hit: Hit) -> str:
     """A passage's title and section: what every sentence of it is about."""
     return f"{hit.passage.title} {hit.passage.metadata.get('section') or ''}"
@@ -409,8 +390,3 @@ def _heading(hit: Hit) -> str:
 def _haystack(hit: Hit) -> str:
     """What a passage says, for word checks: its title, section and text."""
     return f"{hit.passage.title}. {hit.passage.metadata.get('section') or ''}. {hit.passage.text}"
-
-
-def _topic_words(question: str) -> list[str]:
-    """The question's content words that name its topic, not the type of answer it wants."""
-    return [w for w in content_words(question) if w not in _ASKING]

@@ -6,8 +6,8 @@ import pytest
 from rag.config import AnswerConfig
 from rag.grounding.ground import Grounder
 from rag.grounding.excerpts import excerpts
-from rag.grounding.sentences import (SentenceScorer, answers_type, changelog, head, identifiers, names_term,
-                                     states_number, wants_code, wants_default, wants_number)
+from rag.grounding.asks import identifiers, wants_code, wants_default, wants_number
+from rag.grounding.sentences import SentenceScorer, answers_type, changelog, head, names_term, states_number
 from rag.types import Hit, Passage
 from fakes import KeywordEmbedder
 
