@@ -210,6 +210,8 @@ class SentenceScorer:
         negated_stems = {w[:STEM] for w in negated}
         prose = _ASKS_OUTPUT.search(question) is None
         pinned = backticked(question)
+        # each passage is checked once, not once per sentence of it
+        unnamed = {text for text in set(passages) if not any(names_term(text, t) for t in pinned)} if pinned else set()
         out = []
         for i, text in enumerate(sentences):
             first, near = items[i]
@@ -238,7 +240,7 @@ class SentenceScorer:
                 # "When stdout is not a TTY, this method does nothing." for "What does console.clear() do when stdout
                 # is not a TTY?", not "When stdout is a TTY, calling console.clear() will attempt to clear the TTY."
                 out[-1] += 0.1 if _denies(text, negated) else -0.1
-            if pinned and passages and not any(names_term(passages[i], t) for t in pinned):
+            if unnamed and passages[i] in unnamed:
                 # a passage that never names the `code` the asker pinned is about something else: "The Connection:
                 # keep-alive header is always sent ..." of http.Agent for "How long does an https.Server keep an idle
                 # keep-alive connection open by default (`server.keepAliveTimeout`)?"
